@@ -1,0 +1,107 @@
+"""The ``mira-theory`` command line.
+
+Exit status: 0 success, 1 a check failed (commands that check), 2 bad input (the message
+names the file, the key, what was expected and what was found).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mira_theory import __version__
+from mira_theory.results import dumps
+from mira_theory.scenario import ScenarioError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _error(problems: Sequence[object]) -> int:
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from mira_theory.api import load, solve
+
+    solution = solve(load(args.scenario))
+    print(dumps(solution.to_dict()) if args.json else str(solution))
+    return EXIT_OK
+
+
+def cmd_derive(args: argparse.Namespace) -> int:
+    from mira_theory.api import derive, load
+
+    derivation = derive(load(args.scenario))
+    if args.json:
+        print(dumps(derivation.to_dict()))
+    else:
+        print(derivation.render(latex=args.latex))
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from mira_theory.api import load
+
+    status = EXIT_OK
+    for path in args.scenarios:
+        try:
+            s = load(path)
+        except ScenarioError as err:
+            _error(err.problems)
+            status = EXIT_BAD_INPUT
+        else:
+            print(f"ok: {path} ({s.game} game '{s.name}', sha256 {s.sha256[:16]}…)")
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mira-theory",
+        description="Game-theoretic analysis of staked AI inference: equilibrium sampling "
+                    "rates, slashes and stakes derived from scenario files (models/*.toml).",
+        epilog="Exit status: 0 success, 1 a check failed, 2 bad input.")
+    parser.add_argument("--version", action="version", version=f"mira-theory {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("solve", help="solve a scenario: thresholds, equilibria, stake, margins",
+                       description="Solve a scenario file and print the deterrence sampling rate "
+                                   "q*, the minimum slash L*, the minimum total stake S*, the "
+                                   "equilibria (simultaneous and leadership), every incentive "
+                                   "constraint's margin and the binding deviation.")
+    p.add_argument("scenario", help="scenario file (TOML), e.g. models/default.toml")
+    p.add_argument("--json", action="store_true",
+                   help="print the result object as JSON (null where no finite value exists)")
+    p.set_defaults(func=cmd_solve)
+
+    p = sub.add_parser("derive", help="print the symbolic closed forms of the scenario's game",
+                       description="Print every closed form of the scenario's game as derived by "
+                                   "sympy, with its value at the scenario (one per deviation).")
+    p.add_argument("scenario", help="scenario file (TOML)")
+    p.add_argument("--latex", action="store_true", help="print the expressions as LaTeX")
+    p.add_argument("--json", action="store_true", help="print expressions, LaTeX and values as JSON")
+    p.set_defaults(func=cmd_derive)
+
+    p = sub.add_parser("validate", help="check scenario files and print every problem",
+                       description="Validate scenario files; print each problem with its file, key, "
+                                   "what was expected and what was found. Exit 2 if any.")
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario files (TOML)")
+    p.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ScenarioError as err:
+        return _error(err.problems)
+    except BrokenPipeError:  # e.g. piped into `head`
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

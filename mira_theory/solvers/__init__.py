@@ -1,0 +1,1 @@
+"""Generic solvers (one algorithm per module) and adapters to nashpy and pygambit."""
