@@ -295,7 +295,7 @@ def closed_form(reward, cost_honest, damage, deviation_cost, divergence, audit_c
         net = saving - d * R + f * LR
         episode = 1.0 / d + lam * T
         S_star = np.where(net <= 0, 0.0, np.where(d > 0, episode * net, np.inf))
-        capital_per_task = kappa * S / (lam * sp.Integer(31557600))
+        capital_per_task = kappa * S / (lam * SECONDS_PER_YEAR)
     return {
         "effective_audit": e,
         "detection_per_task": d,
