@@ -57,6 +57,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def int_list(text: str) -> list[int]:
+    """'2,4,6' or '1-10' or '1-3,8' -> a list of positive integers."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                out += range(lo, hi + 1)
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers like '2,4,6' or '1-10', found {text!r}") from None
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, found {text!r}")
+    return out
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from mira_theory.games.consensus import guessing_table
+
+    if min(args.options) < 2:
+        print(f"error: --options: expected option counts ≥ 2, found {min(args.options)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    table = guessing_table(args.options, args.verifications)
+    if args.json:
+        print(dumps({str(m): {str(k): v for k, v in row.items()} for m, row in table.iterrows()}))
+    elif args.csv:
+        print(table.to_csv(), end="")
+    else:
+        print("probability that random answers pass k independent m-option verifications: (1/m)^k")
+        print(table.map(lambda v: f"{v:.3g}").to_string())
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mira-theory",
@@ -89,6 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
                                    "what was expected and what was found. Exit 2 if any.")
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario files (TOML)")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("table", help="print a reference table (guessing)",
+                       description="Print a reference table. 'guessing': the probability that random "
+                                   "answers pass k independent verifications of m-option claims, "
+                                   "(1/m)^k, exact (the shape of the table in Mira's whitepaper).")
+    p.add_argument("which", choices=["guessing"], help="which table")
+    p.add_argument("--options", type=int_list, default=[2, 4, 6, 8, 10],
+                   help="answer options per claim, e.g. 2,4,6,8,10 (default) or 2-10")
+    p.add_argument("--verifications", type=int_list, default=list(range(1, 11)),
+                   help="numbers of independent verifications, e.g. 1-10 (default)")
+    fmt_group = p.add_mutually_exclusive_group()
+    fmt_group.add_argument("--json", action="store_true", help="print as JSON {m: {k: p}}")
+    fmt_group.add_argument("--csv", action="store_true", help="print as CSV")
+    p.set_defaults(func=cmd_table)
     return parser
 
 

@@ -14,6 +14,19 @@ from mira_theory.scenario import Scenario
 
 
 @dataclass(frozen=True)
+class Derived:
+    """One closed form: its name (as in the result objects), meaning and sympy expression."""
+
+    name: str
+    meaning: str
+    expr: sp.Expr
+
+    @property
+    def latex(self) -> str:
+        return sp.latex(self.expr)
+
+
+@dataclass(frozen=True)
 class Derivation:
     scenario: Scenario
     items: tuple[Any, ...]  # Derived(name, meaning, expr)

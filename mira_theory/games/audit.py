@@ -71,6 +71,7 @@ import sympy as sp
 from scipy import stats
 
 from mira_theory import __version__
+from mira_theory.derivation import Derived
 from mira_theory.results import Equilibrium, FrozenDict, Margin, freeze, jsonable
 from mira_theory.scenario import Problem, Scenario, register_game, spec
 from mira_theory.solvers import two_column
@@ -161,17 +162,6 @@ PARAMETERS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Derived:
-    name: str
-    meaning: str
-    expr: sp.Expr
-
-    @property
-    def latex(self) -> str:
-        return sp.latex(self.expr)
-
-
 @functools.cache
 def symbols() -> dict[str, sp.Symbol]:
     return {arg: sp.Symbol(sym, nonnegative=True) for arg, (sym, _) in PARAMETERS.items()}
@@ -210,8 +200,10 @@ def derivation() -> tuple[Derived, ...]:
         Derived("payoff_honest", "provider's expected payoff per task, honest, U_h", U_h),
         Derived("payoff_deviation", "provider's expected payoff per task, deviating, U_j", U_j),
         Derived("ic_margin", "U_h − U_j: ≥ 0 iff honest is a best response", ic),
-        Derived("deterrence_sampling_rate", "q*: smallest sampling rate that deters", sp.simplify(q_star)),
-        Derived("minimum_slash", "L*(q): smallest slash that deters at q", sp.simplify(L_star)),
+        Derived("deterrence_sampling_rate", "q*: smallest sampling rate that deters (when c_h > c_j "
+                "and δ_j(1−β) > α)", sp.simplify(q_star)),
+        Derived("minimum_slash", "L*(q): smallest slash that deters at q (when δ_j(1−β) > α)",
+                sp.Max(0, sp.simplify(L_star))),
         Derived("verifier_gain_honest", "verifier's gain from auditing an honest provider, w_h", w_h),
         Derived("verifier_gain_deviation", "verifier's gain from auditing a deviator, w_j", w_j),
         Derived("mixed_deviation_probability", "t°: provider's deviation probability at the mixed equilibrium",
