@@ -411,14 +411,30 @@ def agreement_curves(N: int, options: int, threshold: float, accuracy: float, co
     if exact is None:
         exact = N <= EXACT_N
     if exact:
-        ph, pj = np.empty(N), np.empty(N)
-        for k in ks:
-            out = committee_outcome(N - k, {"d": (int(k), dev_accuracy)} if k else {}, m, threshold,
-                                    accuracy, correlation) if k < N else None
-            ph[k] = out.agree_honest
-            out_j = committee_outcome(N - 1 - k, {"d": (int(k) + 1, dev_accuracy)}, m, threshold,
-                                      accuracy, correlation)
-            pj[k] = out_j.agree_deviation["d"]
+        # the committee_outcome formulas, vectorized over k (tested equal to it)
+        def honest_matrix(hs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            x = np.arange(N + 1)[None, :]
+            rows = np.array([np.pad(honest_pmf(int(h), accuracy, correlation), (0, N - int(h)))
+                             for h in hs])
+            return rows, x
+
+        k = ks[:, None]
+        # focal honest: h = N − k honest members including it
+        h = (N - ks)[:, None]
+        X, x = honest_matrix(N - ks)
+        valid = x <= h
+        right = stats.binom.sf(K - x - 1, k, dev_accuracy)
+        dist = stats.binom.sf(K - (h - x) - 1, k, w)
+        ph = np.where(valid, X * (x / h * right + (h - x) / h * dist), 0.0).sum(axis=1)
+        # focal deviator: h = N − 1 − k honest others, k deviating others
+        h = (N - 1 - ks)[:, None]
+        X, x = honest_matrix(N - 1 - ks)
+        valid = x <= h
+        right = stats.binom.sf(K - 1 - x - 1, k, dev_accuracy)
+        dist = stats.binom.sf(K - 1 - (h - x) - 1, k, w)
+        other = stats.binom.sf(K - 1 - 1, ks, w) if m > 2 else np.zeros(N)
+        pj = (dev_accuracy * np.where(valid, X * right, 0.0).sum(axis=1)
+              + w * np.where(valid, X * dist, 0.0).sum(axis=1) + (m - 2) * w * other)
         return ph, pj
     p, wt = _latent_nodes(accuracy, correlation)
     P = p[:, None]
@@ -465,6 +481,17 @@ class _BinomialMean:
         self.k = k
         self.logc = special.gammaln(self.n + 1) - special.gammaln(k + 1) - special.gammaln(self.n - k + 1)
 
+    def many(self, sigmas: np.ndarray) -> np.ndarray:
+        """D at many σ: one matrix product while the full weight matrix is small."""
+        if self.n > 4096:
+            return np.array([self(x) for x in sigmas])
+        s = np.clip(np.asarray(sigmas, float)[:, None], 1e-300, 1 - 1e-16)
+        w = np.exp(self.logc + self.k * np.log(s) + (self.n - self.k) * np.log1p(-s))
+        out = w @ self.delta
+        out[np.asarray(sigmas) <= 0] = self.delta[0]
+        out[np.asarray(sigmas) >= 1] = self.delta[-1]
+        return out
+
     def __call__(self, sigma: float) -> float:
         n = self.n
         if sigma <= 0:
@@ -504,7 +531,7 @@ def symmetric_equilibria(delta: np.ndarray, grid: int = 400, tol: float = 1e-12)
     scale = max(1.0, float(np.abs(delta).max()))
     zero = tol * scale
     sig = np.linspace(0.0, 1.0, grid + 1)
-    vals = np.array([D(x) for x in sig])
+    vals = D.many(sig)
     out: list[SymmetricEquilibrium] = []
     if vals[0] >= -zero:
         out.append(SymmetricEquilibrium(0.0, bool(vals[0] > zero), "pure"))
