@@ -104,10 +104,15 @@ def _suggest(key: str, valid: Iterable[str]) -> str:
 def check_value(file: str, path: str, value: Any, tp: Any, check: str) -> tuple[Any, list[Problem]]:
     """Validate one value against a type and a named check; returns (value, problems)."""
     rule, predicate = CHECKS[check]
+    original = value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None, [Problem(file, path, rule, _describe(value))]
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            return None, [Problem(file, path, f"a finite number ({rule})",
+                                  "an integer too large for a float")]
         if not math.isfinite(value):
             return None, [Problem(file, path, f"a finite number ({rule})", repr(value))]
     elif tp is int:
@@ -117,7 +122,7 @@ def check_value(file: str, path: str, value: Any, tp: Any, check: str) -> tuple[
         if not isinstance(value, str):
             return None, [Problem(file, path, rule, _describe(value))]
     if not predicate(value):
-        return None, [Problem(file, path, rule, _describe(value))]
+        return None, [Problem(file, path, rule, _describe(original))]
     return value, []
 
 
@@ -205,6 +210,11 @@ class Scenario:
         (``"deviation.0.cost"``).
         """
         data = self.raw()
+        # keys left to their defaults are valid targets too
+        for section, section_cls in self.SECTIONS.items():
+            for name, (_, f) in fields_of(section_cls).items():
+                if f.default is not dataclasses.MISSING:
+                    data[section].setdefault(name, f.default)
         for dotted, value in changes.items():
             _set_path(data, dotted, value, self.path or "<scenario>")
         text = tomli_w.dumps(data)
@@ -283,12 +293,14 @@ def loads(text: str, path: str | None = None, origin: str | None = None) -> Scen
     if "scenario" not in data:
         problems = [Problem(file, "scenario", "a [scenario] table with name, game, description",
                             "nothing: the table is missing")]
-    if header is None:
-        raise ScenarioError(problems)
-    cls = GAMES.get(header.game)
+    head = data.get("scenario")
+    game = header.game if header is not None else (head.get("game") if isinstance(head, dict) else None)
+    cls = GAMES.get(game) if isinstance(game, str) else None
     if cls is None:
-        raise ScenarioError([Problem(file, "scenario.game", f"one of {sorted(GAMES)}",
-                                     f"{header.game!r}{_suggest(header.game, GAMES)}")])
+        if header is not None:
+            problems.append(Problem(file, "scenario.game", f"one of {sorted(GAMES)}",
+                                    f"{game!r}{_suggest(game, GAMES)}"))
+        raise ScenarioError(problems)  # without a known game the other tables have no schema
     built: dict[str, Any] = {}
     allowed = {"scenario", *cls.SECTIONS, *cls.ARRAYS}
     for key in data:
@@ -317,13 +329,21 @@ def loads(text: str, path: str | None = None, origin: str | None = None) -> Scen
             value, p = build_section(file, f"{array}[{i}]", section_cls, table)
             problems += p
             items.append(value)
-        names = [getattr(t, "name", None) for t in items if t is not None]
-        for n in {n for n in names if n is not None and names.count(n) > 1}:
-            problems.append(Problem(file, f"{array}.name", "unique names", f"{n!r} more than once"))
+        seen: dict[str, int] = {}
+        for i, t in enumerate(items):
+            name = getattr(t, "name", None)
+            if name is None:
+                continue
+            if name in seen:
+                problems.append(Problem(file, f"{array}[{i}].name", "a name unique among the "
+                                        f"[[{array}]] tables", f"{name!r}, which {array}[{seen[name]}] "
+                                        "already has"))
+            else:
+                seen[name] = i
         built[attr] = tuple(items)
-    if not problems:
-        problems += cls.validate_extra(file, built)
-    if problems:
+    # cross-key checks see None for any section or table that failed its own validation
+    problems += cls.validate_extra(file, built)
+    if problems or header is None:
         raise ScenarioError(problems)
     sha = hashlib.sha256(text.encode()).hexdigest()
     return cls(name=header.name, game=header.game, description=header.description,
@@ -344,7 +364,7 @@ def load(path: str | Path) -> Scenario:
     except OSError as err:
         raise ScenarioError([Problem(file, "", "a readable file", str(err))]) from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark is not content
     except UnicodeDecodeError as err:
         raise ScenarioError([Problem(file, "", "UTF-8 text", f"undecodable bytes ({err})")]) from None
     scenario = loads(text, path=file)

@@ -133,7 +133,7 @@ class AuditScenario(Scenario):
     @classmethod
     def validate_extra(cls, file: str, built: Mapping[str, Any]) -> list[Problem]:
         return [Problem(file, f"deviation[{i}].name", "a name other than 'honest'", "'honest'")
-                for i, d in enumerate(built["deviations"]) if d.name == "honest"]
+                for i, d in enumerate(built.get("deviations", ())) if d is not None and d.name == "honest"]
 
 
 # --------------------------------------------------------------------------------------

@@ -140,14 +140,14 @@ class ConsensusScenario(Scenario):
     @classmethod
     def validate_extra(cls, file: str, built: Mapping[str, Any]) -> list[Problem]:
         out = []
-        c, net = built["committee"], built["network"]
-        if c.threshold <= 0.5:
+        c, net = built.get("committee"), built.get("network")
+        if c is not None and c.threshold <= 0.5:
             out.append(Problem(file, "committee.threshold",
                                "a threshold above 1/2 (so at most one option can reach it)", repr(c.threshold)))
-        if c.size > net.nodes:
+        if c is not None and net is not None and c.size > net.nodes:
             out.append(Problem(file, "committee.size", f"at most network.nodes = {net.nodes}", str(c.size)))
         out += [Problem(file, f"deviation[{i}].name", "a name other than 'honest'", "'honest'")
-                for i, d in enumerate(built["deviations"]) if d.name == "honest"]
+                for i, d in enumerate(built.get("deviations", ())) if d is not None and d.name == "honest"]
         return out
 
     @property
