@@ -579,6 +579,14 @@ def minimum_committee(threshold: float, share: float, target: float, max_n: int 
     return int(Ns[ok[0]]) if len(ok) else None
 
 
+def minimum_threshold(N: int, share: float, target: float) -> float | None:
+    """Smallest τ (as K/N, K > N/2) with capture probability (with replacement) ≤ target."""
+    for K in range(N // 2 + 1, N + 1):
+        if float(stats.binom.sf(K - 1, N, share)) <= target:
+            return K / N
+    return None
+
+
 # --------------------------------------------------------------------------------------
 # Solving a scenario
 # --------------------------------------------------------------------------------------
@@ -622,6 +630,7 @@ class ConsensusSolution:
     capture_probability_finite: float
     adversary_nodes: int
     minimum_committee: int | None
+    minimum_threshold: float | None
     cost_of_corruption: float
     profit_from_corruption: float
     guessing: pd.DataFrame
@@ -658,6 +667,9 @@ class ConsensusSolution:
             "capture_probability_finite_network": self.capture_probability_finite,
             "adversary_nodes": self.adversary_nodes,
             "minimum_committee_size": self.minimum_committee,
+            "minimum_threshold": self.minimum_threshold,
+            "corruption_ratio": (self.cost_of_corruption / self.profit_from_corruption
+                                 if self.profit_from_corruption > 0 else math.inf),
             "cost_of_corruption": self.cost_of_corruption,
             "profit_from_corruption": self.profit_from_corruption,
             "honest": {"expected_payoff": self.honest_payoff, "agreement": self.agreement_honest},
@@ -690,7 +702,8 @@ class ConsensusSolution:
             ("minimum window (θ)", f"{wd.window} ({fmt(wd.agreement_threshold)})" if wd.feasible else wd.reason),
             ("capture probability", f"{fmt(self.capture_probability)} (finite network: "
                                     f"{fmt(self.capture_probability_finite)})"),
-            ("committee size for max_capture", fmt(self.minimum_committee)),
+            ("for max_capture: N at τ / τ at N", f"{fmt(self.minimum_committee)} / "
+                                                 f"{fmt(self.minimum_threshold)}"),
             ("cost / profit of corruption", f"{fmt(self.cost_of_corruption)} / {fmt(self.profit_from_corruption)}"),
             ("incentive compatible", fmt(self.incentive_compatible)),
         ]
@@ -709,6 +722,10 @@ class ConsensusSolution:
         parts = [f"consensus game: {self.scenario.name}", render_table(self._summary_rows())]
         for title, header, rows in self._tables():
             parts += ["", title, render_table(rows, header)]
+        ens = self.ensemble
+        parts += ["", "ensemble accuracy P(consensus right), all honest, by committee size and error correlation κ",
+                  render_table([(str(n), *(fmt(v, 4) for v in row)) for n, row in ens.iterrows()],
+                               ("N", *(f"κ={k:g}" for k in ens.columns)))]
         parts += ["", f"method: {self.method}; mira-theory {self.toolkit_version}"]
         return "\n".join(parts)
 
@@ -796,6 +813,7 @@ def solve(scenario: ConsensusScenario) -> ConsensusSolution:
         binding_deviation=binding.name, minimum_slash=binding.minimum_slash, honest_payoff=u_h,
         window_design=design, capture_probability=cap, capture_probability_finite=cap_finite,
         adversary_nodes=adv_nodes, minimum_committee=minimum_committee(tau, rho, s.network.max_capture),
+        minimum_threshold=minimum_threshold(N, rho, s.network.max_capture),
         cost_of_corruption=coc, profit_from_corruption=pfc,
         guessing=guessing_table((2, 4, 6, 8, 10) if m in (2, 4, 6, 8, 10) else sorted({2, 4, m, 10})),
         ensemble=ensemble, margins=tuple(margins),
