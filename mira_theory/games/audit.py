@@ -263,27 +263,40 @@ def closed_form(reward, cost_honest, damage, deviation_cost, divergence, audit_c
         U_h = R - c_h - f * LR
         U_j = R - c_j - d * LR
         ic = (c_j - c_h) + q * gap * LR
-        # q*: 0 if deviating saves nothing; inf if auditing cannot separate the two
-        q_star = np.where(saving <= 0, 0.0,
-                          np.where((gap > 0) & (LR > 0), saving / (gap * LR), np.inf))
+        saves = saving > 0
+        gLR = gap * LR
+        # the provider's indifference rate: honest is a best response for q ≥ q_ind when
+        # gap > 0, and (odd but possible: false alarms exceed detection and deviating costs
+        # more) for q ≤ q_ind when gap < 0
+        q_ind = saving / gLR
+        # q*: the smallest rate at which honest is a best response (0 if deviating saves
+        # nothing; inf if auditing cannot separate the two)
+        q_star = np.where(~saves, 0.0, np.where((gap > 0) & (LR > 0), q_ind, np.inf))
+        q_upper = np.where(~saves & (gLR < 0), q_ind, np.inf)
         qgap = q * gap
-        L_star = np.where(saving <= 0, 0.0,
-                          np.where(qgap > 0, np.maximum(saving / qgap - R, 0.0), np.inf))
-        w_h = phi * b * L - n * k
-        w_j = rho * (D + b * L) - n * k
-        interior = (saving > 0) & (q_star < 1.0) & (np.sign(w_h) * np.sign(w_j) < 0)
+        bound = saving / qgap - R  # L*(q) when qgap > 0, the largest deterring L when qgap < 0
+        L_star = np.where(qgap > 0, np.maximum(bound, 0.0),
+                          np.where(~saves & ((qgap == 0) | (bound >= 0)), 0.0, np.inf))
+        nk = n * k
+        bL = b * L
+        w_h = phi * bL - nk
+        w_j = rho * (D + bL) - nk
+        interior = (q_ind > 0) & (q_ind < 1.0) & (w_h * w_j < 0)
         t_mixed = np.where(interior, w_h / (w_h - w_j), np.nan)
-        q_mixed = np.where(interior, q_star, np.nan)
-        v_mixed = np.where(interior, -t_mixed * delta * D, np.nan)
-        # leadership: the verifier's best commitment, ties broken in its favour
-        can = q_star <= 1.0
+        q_mixed = np.where(interior, q_ind, np.nan)
         harm = -delta * D
-        cands = [
-            np.where(saving > 0, harm, np.maximum(0.0, w_h)),  # commit q = 0
-            np.where(can, np.maximum(q_star * w_h, harm + q_star * w_j), -np.inf),  # q = q*
-            np.where(can, w_h, harm + w_j),  # commit q = 1
-        ]
-        v_lead = np.maximum.reduce(cands)
+        v_mixed = np.where(interior, t_mixed * harm, np.nan)
+
+        # leadership: the verifier commits to q; the provider best-responds, ties broken in
+        # the verifier's favour; the optimum is at q = 0, q = 1 or q = q_ind
+        def leader(qc, ic_c, tie):
+            honest, deviate = qc * w_h, harm + qc * w_j
+            best = np.where(ic_c > 0, honest, np.where(ic_c < 0, deviate, np.maximum(honest, deviate)))
+            return np.where(tie, np.maximum(honest, deviate), best)
+
+        no = np.zeros_like(ic, dtype=bool)
+        v_lead = np.maximum(leader(0.0, -saving, no), leader(1.0, gLR - saving, no))
+        v_lead = np.maximum(v_lead, np.where((q_ind > 0) & (q_ind < 1), leader(q_ind, 0.0, ~no), -np.inf))
         net = saving - d * R + f * LR
         episode = 1.0 / d + lam * T
         S_star = np.where(net <= 0, 0.0, np.where(d > 0, episode * net, np.inf))
@@ -296,6 +309,7 @@ def closed_form(reward, cost_honest, damage, deviation_cost, divergence, audit_c
         "payoff_deviation": U_j,
         "ic_margin": ic,
         "deterrence_sampling_rate": q_star,
+        "deterrence_upper_rate": q_upper,
         "minimum_slash": L_star,
         "verifier_gain_honest": w_h,
         "verifier_gain_deviation": w_j,
@@ -394,6 +408,7 @@ def bimatrix(scenario: AuditScenario) -> tuple[np.ndarray, np.ndarray, list[str]
 class DeviationResult:
     name: str
     deterrence_sampling_rate: float  # inf: no q deters; > 1: none ≤ 1 deters at the slash
+    deterrence_upper_rate: float  # inf unless audits above it make the deviation pay (α > δ(1−β))
     deterrable: bool
     reason: str
     minimum_slash: float
@@ -544,7 +559,11 @@ def _deviation_result(scenario: AuditScenario, dev: Deviation) -> DeviationResul
     saving = scenario.task.cost_honest - dev.cost
     rho = cf["effective_audit"] * dev.divergence * (1 - a.miss_rate)
     phi = cf["effective_audit"] * a.false_alarm_rate
-    if saving <= 0:
+    if saving <= 0 and math.isfinite(cf["deterrence_upper_rate"]):
+        reason = (f"deters only while q ≤ {cf['deterrence_upper_rate']:.6g}: false alarms (effective "
+                  f"α = {phi:g}) exceed detection (δ(1 − β) = {rho:g}), so frequent audits make "
+                  f"'{dev.name}' pay despite its higher cost")
+    elif saving <= 0:
         reason = f"deviating saves nothing (c_j = {dev.cost:g} ≥ c_h = {scenario.task.cost_honest:g})"
     elif cf["effective_audit"] <= 0:
         reason = ("no sampling rate deters: every drawn verifier colludes (r = 1), "
@@ -558,7 +577,8 @@ def _deviation_result(scenario: AuditScenario, dev: Deviation) -> DeviationResul
     else:
         reason = ""
     return DeviationResult(
-        name=dev.name, deterrence_sampling_rate=q_star, deterrable=q_star <= 1.0, reason=reason,
+        name=dev.name, deterrence_sampling_rate=q_star, deterrence_upper_rate=cf["deterrence_upper_rate"],
+        deterrable=q_star <= 1.0, reason=reason,
         minimum_slash=cf["minimum_slash"], minimum_total_stake=cf["minimum_total_stake"],
         detection_per_task=cf["detection_per_task"], expected_payoff=cf["payoff_deviation"],
         ic_margin=cf["ic_margin"], stake_margin=cf["stake_margin"],

@@ -387,7 +387,7 @@ def _jacobi_nodes(n: int, alpha: float, beta: float) -> tuple[np.ndarray, np.nda
     return (x + 1) / 2, w / w.sum()
 
 
-def _latent_nodes(a: float, kappa: float, n: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def _latent_nodes(a: float, kappa: float, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
     if kappa <= 0 or a in (0.0, 1.0):
         return np.array([a]), np.array([1.0])
     if kappa >= 1:
@@ -438,17 +438,16 @@ def agreement_curves(N: int, options: int, threshold: float, accuracy: float, co
         return ph, pj
     p, wt = _latent_nodes(accuracy, correlation)
     P = p[:, None]
-    h_h = (N - 1 - ks)[None, :]  # honest others when the focal member is honest
-    kk = ks[None, :]
-    # focal honest, given p: its vote right w.p. p (needs K−1 more right), else distractor
-    right_mean, right_var = h_h * P + kk * dev_accuracy, h_h * P * (1 - P) + kk * dev_accuracy * (1 - dev_accuracy)
-    dist_mean, dist_var = h_h * (1 - P) + kk * w, h_h * P * (1 - P) + kk * w * (1 - w)
-    ph = wt @ (P * _normal_tail(right_mean, right_var, K - 1) + (1 - P) * _normal_tail(dist_mean, dist_var, K - 1))
-    # focal deviator: N−1−k honest others, k deviating others
-    other_mean, other_var = kk * w, kk * w * (1 - w)
-    pj = wt @ (dev_accuracy * _normal_tail(right_mean, right_var, K - 1)
-               + w * _normal_tail(dist_mean, dist_var, K - 1)
-               + (m - 2) * w * _normal_tail(other_mean, other_var, K - 1) * (1.0 if m > 2 else 0.0))
+    h = (N - 1 - ks)[None, :]  # honest others (the focal member's type aside)
+    k = ks[None, :]
+    honest_var = h * P * (1 - P)
+    tail_right = _normal_tail(h * P + k * dev_accuracy, honest_var + k * dev_accuracy * (1 - dev_accuracy), K - 1)
+    tail_dist = _normal_tail(h * (1 - P) + k * w, honest_var + k * w * (1 - w), K - 1)
+    other = _normal_tail(ks * w, ks * w * (1 - w), K - 1) if m > 2 else np.zeros(N)
+    # focal honest: right w.p. p (needs K−1 more right votes), else on the distractor
+    ph = wt @ (P * tail_right + (1 - P) * tail_dist)
+    # focal deviator: right w.p. a_j, distractor w.p. w, one other wrong option w.p. w each
+    pj = wt @ (dev_accuracy * tail_right + w * tail_dist) + (m - 2) * w * other
     return ph, pj
 
 
