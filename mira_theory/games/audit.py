@@ -255,7 +255,8 @@ def closed_form(reward, cost_honest, damage, deviation_cost, divergence, audit_c
         e = 1.0 - r**n
         rho = e * delta * (1.0 - beta)  # detection probability of one audit
         phi = e * alpha  # false-slash probability of one audit of an honest task
-        gap = rho - phi
+        # factored so that δ(1 − β) = α gives exactly 0 whatever e is
+        gap = e * (delta * (1.0 - beta) - alpha)
         d = q * rho
         f = q * phi
         saving = c_h - c_j
@@ -272,7 +273,7 @@ def closed_form(reward, cost_honest, damage, deviation_cost, divergence, audit_c
         # q*: the smallest rate at which honest is a best response (0 if deviating saves
         # nothing; inf if auditing cannot separate the two)
         q_star = np.where(~saves, 0.0, np.where((gap > 0) & (LR > 0), q_ind, np.inf))
-        q_upper = np.where(~saves & (gLR < 0), q_ind, np.inf)
+        q_upper = np.where(~saves & (gLR < 0), q_ind + 0.0, np.inf)  # + 0.0: no "-0"
         qgap = q * gap
         bound = saving / qgap - R  # L*(q) when qgap > 0, the largest deterring L when qgap < 0
         L_star = np.where(qgap > 0, np.maximum(bound, 0.0),
@@ -359,7 +360,7 @@ def episode_margin(args: Mapping[str, float]) -> float:
     gain = (1.0 / d + m) * per_task - R * (1.0 + m * d)
     if L <= 0 or S <= 0:
         return -gain
-    full = math.floor(S / L)
+    full = m + 1 if S / L > m + 1 else math.floor(S / L)  # at most m + 1 slashes can happen
     top = min(full, m + 1)
     x = np.arange(1, top + 1)
     # P(K ≥ x) = P(Binomial(m, d) ≥ x − 1)
@@ -557,8 +558,10 @@ def _deviation_result(scenario: AuditScenario, dev: Deviation) -> DeviationResul
     a = scenario.audit
     q_star = cf["deterrence_sampling_rate"]
     saving = scenario.task.cost_honest - dev.cost
-    rho = cf["effective_audit"] * dev.divergence * (1 - a.miss_rate)
-    phi = cf["effective_audit"] * a.false_alarm_rate
+    e = cf["effective_audit"]
+    rho = e * dev.divergence * (1 - a.miss_rate)
+    phi = e * a.false_alarm_rate
+    gap = e * (dev.divergence * (1 - a.miss_rate) - a.false_alarm_rate)  # as in closed_form
     if saving <= 0 and math.isfinite(cf["deterrence_upper_rate"]):
         reason = (f"deters only while q ≤ {cf['deterrence_upper_rate']:.6g}: false alarms (effective "
                   f"α = {phi:g}) exceed detection (δ(1 − β) = {rho:g}), so frequent audits make "
@@ -568,12 +571,13 @@ def _deviation_result(scenario: AuditScenario, dev: Deviation) -> DeviationResul
     elif cf["effective_audit"] <= 0:
         reason = ("no sampling rate deters: every drawn verifier colludes (r = 1), "
                   "so an audit never detects")
-    elif rho <= phi:
+    elif gap <= 0:
         reason = (f"no sampling rate deters: false alarms α = {phi:g} (effective) are at least "
                   f"its detection δ(1 − β) = {rho:g}, so audits hurt honest providers as much")
     elif q_star > 1:
         reason = (f"no sampling rate ≤ 1 deters at slash L = {scenario.stake.slash:g}: "
-                  f"it would take q = {q_star:.4g}; raise L to {cf['minimum_slash'] if math.isfinite(cf['minimum_slash']) else saving / rho - scenario.task.reward:.4g} for q = 1")
+                  f"it would take q = {q_star:.4g}; at q = 1 a slash of "
+                  f"{max(saving / gap - scenario.task.reward, 0.0):.4g} deters")
     else:
         reason = ""
     return DeviationResult(
@@ -620,6 +624,7 @@ def solve(scenario: AuditScenario, tol: float = 1e-9) -> AuditSolution:
         "the provider is indifferent at the committed rate; committing to any q above it "
         "makes its response strict" if lead.tie else ""))
     # gain from commitment against the simultaneous equilibrium best for the verifier
+    # (a finite bimatrix game always has an equilibrium; the enumerator is exhaustive)
     simultaneous = max(e.payoffs["verifier"] for e in eqs)
     first = arguments(scenario, scenario.deviations[0])
     honest_cf = closed_form(**first)

@@ -71,26 +71,30 @@ def best_responses(A: np.ndarray, q: float, tol: float) -> list[int]:
 
 
 def candidates(A: np.ndarray, tol: float) -> list[float]:
-    """0, 1 and every q in (0, 1) where two of the lines U_s cross on the upper envelope."""
+    """0, 1 and every q in (0, 1) where two of the lines U_s cross on the upper envelope.
+
+    Crossings arbitrarily close to 0 or 1 are kept (a deviation that saves almost nothing has
+    q* near 0); only interior crossings closer than ``tol`` to each other are merged.
+    """
     m = A.shape[0]
     slope = A[:, 0] - A[:, 1]
-    qs = [0.0, 1.0]
+    inner: list[float] = []
     for s in range(m):
         for t in range(s + 1, m):
             ds = slope[s] - slope[t]
             if abs(ds) <= tol * max(1.0, abs(slope[s]), abs(slope[t])):
                 continue
             q = (A[t, 1] - A[s, 1]) / ds
-            if tol < q < 1 - tol:
+            if 0.0 < q < 1.0:
                 bs = best_responses(A, q, tol)
                 if s in bs and t in bs:
-                    qs.append(float(q))
-    qs.sort()
+                    inner.append(float(q))
+    inner.sort()
     out: list[float] = []
-    for q in qs:
+    for q in inner:
         if not out or not _close(q, out[-1], tol):
             out.append(q)
-    return out
+    return [0.0, *out, 1.0]
 
 
 def _vertices(B_set: list[int], w: np.ndarray, sign: int, m: int, tol: float) -> list[np.ndarray]:
