@@ -189,9 +189,10 @@ def guessing_table(options: Sequence[int] = (2, 4, 6, 8, 10),
 def honest_pmf(h: int, a: float, kappa: float) -> np.ndarray:
     """P(X = x), x = 0..h: right answers among h honest nodes (beta-binomial, correlation κ)."""
     x = np.arange(h + 1)
+    a = _snap(a)
     if h == 0:
         return np.ones(1)
-    if kappa <= 0 or a in (0.0, 1.0):
+    if kappa <= 1e-12 or a in (0.0, 1.0):  # below 1e-12 the Beta is a point mass to double precision
         return stats.binom.pmf(x, h, a)
     if kappa >= 1:  # perfectly correlated: all right or all wrong together
         out = np.zeros(h + 1)
@@ -201,10 +202,17 @@ def honest_pmf(h: int, a: float, kappa: float) -> np.ndarray:
     return stats.betabinom.pmf(x, h, a * s, (1 - a) * s)
 
 
+def _snap(p: float) -> float:
+    """Probabilities below 1e-250 are 0: scipy's binomial overflows on subnormal p, and the
+    difference is far below double precision of any result."""
+    return 0.0 if p < 1e-250 else p
+
+
 def _sum_pmf(groups: Sequence[tuple[int, float]]) -> np.ndarray:
     """pmf of a sum of independent Binomial(n_i, p_i)."""
     pmf = np.ones(1)
     for n, p in groups:
+        p = _snap(p)
         if n > 0:
             pmf = np.convolve(pmf, stats.binom.pmf(np.arange(n + 1), n, p))
     return pmf
@@ -269,9 +277,13 @@ def committee_outcome(honest: int, deviators: Mapping[str, tuple[int, float]], o
         _, _, _, _, r_, d_, o_ = outcome(honest, others, K - 1)
         w = (1 - a_j) / (m - 1)
         agree_dev[name] = a_j * r_ + w * d_ + (m - 2) * w * o_
-    return CommitteeOutcome(consensus=p_right + wrong, correct=p_right, wrong=wrong,
-                            none=max(0.0, 1.0 - p_right - wrong), agree_honest=agree_h,
-                            agree_deviation=FrozenDict(agree_dev))
+    def unit(v: float) -> float:  # sums of rounded terms can leave [0, 1] by an ulp
+        return min(1.0, max(0.0, v)) if not math.isnan(v) else v
+
+    p_right, wrong = unit(p_right), unit(wrong)
+    return CommitteeOutcome(consensus=unit(p_right + wrong), correct=p_right, wrong=wrong,
+                            none=unit(1.0 - p_right - wrong), agree_honest=unit(agree_h),
+                            agree_deviation=FrozenDict({k: unit(v) for k, v in agree_dev.items()}))
 
 
 def ensemble_accuracy(N: int, threshold: float, accuracy: float, correlation: float) -> float:
@@ -294,13 +306,23 @@ def slash_probability(window: Any, agreement_threshold: Any, agreement: Any) -> 
     """P(Binomial(W, p) < θ·W): a node with agreement probability p is slashed in a window."""
     W = np.asarray(window)
     t = np.ceil(np.round(np.asarray(agreement_threshold) * W, 9))
-    return stats.binom.cdf(t - 1, W, agreement)
+    return stats.binom.cdf(t - 1, W, np.clip(agreement, 0.0, 1.0))
 
 
 def log_slash_probability(window: Any, agreement_threshold: Any, agreement: Any) -> np.ndarray:
-    W = np.asarray(window)
-    t = np.ceil(np.round(np.asarray(agreement_threshold) * W, 9))
-    return stats.binom.logcdf(t - 1, W, agreement)
+    """log P(Binomial(W, p) < θ·W), finite even where the probability underflows a double:
+    there the tail is summed in log space from its largest terms (those nearest θ·W − 1)."""
+    W, theta, p = np.broadcast_arrays(np.atleast_1d(window), np.atleast_1d(np.asarray(agreement_threshold, float)),
+                                      np.atleast_1d(np.clip(np.asarray(agreement, float), 0.0, 1.0)))
+    scalar = all(np.ndim(x) == 0 for x in (window, agreement_threshold, agreement))
+    t = np.ceil(np.round(theta * W, 9))
+    out = np.array(stats.binom.logcdf(t - 1, W, p), dtype=float)
+    for i in zip(*np.nonzero(np.isneginf(out) & (t >= 1) & (p < 1))):
+        top = int(t[i]) - 1
+        # below the mode the pmf falls geometrically away from t − 1: 20,000 terms are plenty
+        j = np.arange(max(0, top - 20_000), top + 1)
+        out[i] = float(special.logsumexp(stats.binom.logpmf(j, int(W[i]), float(p[i]))))
+    return out[0] if scalar else out
 
 
 @dataclass(frozen=True)
@@ -346,7 +368,7 @@ def design_window(p_h: float, p_devs: Sequence[float], max_false: float, max_mis
     if not p_devs:
         return WindowDesign(True, 1, 0.0, 0.0, 0.0, "no deviation to detect")
     worst = max(p_devs)
-    if worst >= p_h:
+    if worst >= p_h - 1e-12:  # equal up to rounding: the two laws are the same
         return WindowDesign(False, None, None, None, None,
                             f"no window separates them: a deviation agrees with the consensus as often "
                             f"as honest nodes (p_j = {worst:.6g} ≥ p_h = {p_h:.6g})")
@@ -388,7 +410,7 @@ def _jacobi_nodes(n: int, alpha: float, beta: float) -> tuple[np.ndarray, np.nda
 
 
 def _latent_nodes(a: float, kappa: float, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    if kappa <= 0 or a in (0.0, 1.0):
+    if kappa <= 1e-12 or a in (0.0, 1.0):
         return np.array([a]), np.array([1.0])
     if kappa >= 1:
         return np.array([0.0, 1.0]), np.array([1 - a, a])
@@ -396,17 +418,31 @@ def _latent_nodes(a: float, kappa: float, n: int = 64) -> tuple[np.ndarray, np.n
     return _jacobi_nodes(n, a * s, (1 - a) * s)
 
 
-def _normal_tail(mean: np.ndarray, var: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """P(V ≥ t) for an integer count V ≈ Normal(mean, var), continuity-corrected."""
+def _normal_tail(mean: np.ndarray, var: np.ndarray, t: np.ndarray,
+                 third: np.ndarray | float = 0.0) -> np.ndarray:
+    """P(V ≥ t) for an integer count V with the given mean, variance and third cumulant:
+    continuity-corrected normal law with a one-term Edgeworth (skewness) correction,
+    P(V ≥ t) ≈ Φ(−z) + φ(z)·γ/6·(z² − 1), z = (t − ½ − mean)/sd, γ = κ₃/sd³."""
+    var = np.asarray(var, float)
     sd = np.sqrt(np.maximum(var, 1e-300))
-    return special.ndtr((mean - t + 0.5) / sd)
+    z = (t - 0.5 - mean) / sd
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gamma = np.where(var > 1e-12, np.asarray(third, float) / (sd * var), 0.0)
+    tail = special.ndtr(-z) + np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi) * gamma / 6 * (z * z - 1)
+    return np.clip(tail, 0.0, 1.0)
+
+
+def _third(n: Any, q: Any) -> Any:
+    """Third cumulant of Binomial(n, q)."""
+    return n * q * (1 - q) * (1 - 2 * q)
 
 
 def agreement_curves(N: int, options: int, threshold: float, accuracy: float, correlation: float,
                      dev_accuracy: float, exact: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """p_h(k), p_j(k) for k = 0..N−1 other members deviating (one deviation type)."""
     m, K = options, quorum(N, threshold)
-    w = (1 - dev_accuracy) / (m - 1)
+    dev_accuracy = _snap(dev_accuracy)
+    w = _snap((1 - dev_accuracy) / (m - 1))
     ks = np.arange(N)
     if exact is None:
         exact = N <= EXACT_N
@@ -435,20 +471,22 @@ def agreement_curves(N: int, options: int, threshold: float, accuracy: float, co
         other = stats.binom.sf(K - 1 - 1, ks, w) if m > 2 else np.zeros(N)
         pj = (dev_accuracy * np.where(valid, X * right, 0.0).sum(axis=1)
               + w * np.where(valid, X * dist, 0.0).sum(axis=1) + (m - 2) * w * other)
-        return ph, pj
+        return np.clip(ph, 0.0, 1.0), np.clip(pj, 0.0, 1.0)  # sums of rounded terms can pass 1
     p, wt = _latent_nodes(accuracy, correlation)
     P = p[:, None]
     h = (N - 1 - ks)[None, :]  # honest others (the focal member's type aside)
     k = ks[None, :]
     honest_var = h * P * (1 - P)
-    tail_right = _normal_tail(h * P + k * dev_accuracy, honest_var + k * dev_accuracy * (1 - dev_accuracy), K - 1)
-    tail_dist = _normal_tail(h * (1 - P) + k * w, honest_var + k * w * (1 - w), K - 1)
-    other = _normal_tail(ks * w, ks * w * (1 - w), K - 1) if m > 2 else np.zeros(N)
+    tail_right = _normal_tail(h * P + k * dev_accuracy, honest_var + k * dev_accuracy * (1 - dev_accuracy), K - 1,
+                              _third(h, P) + _third(k, dev_accuracy))
+    tail_dist = _normal_tail(h * (1 - P) + k * w, honest_var + k * w * (1 - w), K - 1,
+                             _third(h, 1 - P) + _third(k, w))
+    other = _normal_tail(ks * w, ks * w * (1 - w), K - 1, _third(ks, w)) if m > 2 else np.zeros(N)
     # focal honest: right w.p. p (needs K−1 more right votes), else on the distractor
     ph = wt @ (P * tail_right + (1 - P) * tail_dist)
     # focal deviator: right w.p. a_j, distractor w.p. w, one other wrong option w.p. w each
     pj = wt @ (dev_accuracy * tail_right + w * tail_dist) + (m - 2) * w * other
-    return ph, pj
+    return np.clip(ph, 0.0, 1.0), np.clip(pj, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -772,7 +810,7 @@ def solve(scenario: ConsensusScenario) -> ConsensusSolution:
                                                      d.accuracy, W, theta, L)
         eqs = tuple(symmetric_equilibria(delta))
         note = ""
-        if p_j >= p_h:
+        if p_j >= p_h - 1e-12:
             note = "agrees with the consensus as often as honest nodes: windowed slashing cannot tell them apart"
         elif math.isinf(L_star):
             note = "detection per window does not exceed the honest false-slash rate: no slash deters"
