@@ -425,11 +425,16 @@ def _normal_tail(mean: np.ndarray, var: np.ndarray, t: np.ndarray,
     P(V ≥ t) ≈ Φ(−z) + φ(z)·γ/6·(z² − 1), z = (t − ½ − mean)/sd, γ = κ₃/sd³."""
     var = np.asarray(var, float)
     sd = np.sqrt(np.maximum(var, 1e-300))
-    z = (t - 0.5 - mean) / sd
+    z = np.asarray((t - 0.5 - mean) / sd, float)
+    out = (z < 0).astype(float)  # |z| ≥ 12: the tail is 0 or 1 to double precision
+    band = np.abs(z) < 12
+    zb = z[band]
+    third = np.broadcast_to(np.asarray(third, float), z.shape)[band]
+    vb, sb = np.broadcast_to(var, z.shape)[band], np.broadcast_to(sd, z.shape)[band]
     with np.errstate(divide="ignore", invalid="ignore"):
-        gamma = np.where(var > 1e-12, np.asarray(third, float) / (sd * var), 0.0)
-    tail = special.ndtr(-z) + np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi) * gamma / 6 * (z * z - 1)
-    return np.clip(tail, 0.0, 1.0)
+        gamma = np.where(vb > 1e-12, third / (sb * vb), 0.0)
+    out[band] = special.ndtr(-zb) + np.exp(-0.5 * zb * zb) * (gamma / (6 * np.sqrt(2 * np.pi))) * (zb * zb - 1)
+    return np.clip(out, 0.0, 1.0)
 
 
 def _third(n: Any, q: Any) -> Any:
