@@ -19,6 +19,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/mira-theory solve models/default.toml
+	@mkdir -p runs
+	$(BIN)/mira-theory export models/default.toml -o runs/default-params.json
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 -q

@@ -57,6 +57,47 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from mira_theory import deployment
+    from mira_theory.api import load
+
+    document = deployment.export(load(args.scenario))
+    text = deployment.dumps(document, args.format)
+    if args.output in (None, "-"):
+        print(text, end="")
+    else:
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as err:
+            print(f"error: {args.output}: expected a writable file, found {err.strerror}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        status = "all constraints hold" if document["certificate"]["holds"] else "some constraints FAIL"
+        print(f"wrote {args.output} ({document['game']} parameters of '{document['scenario']}'; {status})")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from mira_theory import deployment
+    from mira_theory.api import load
+    from mira_theory.results import render_table
+
+    scenario = load(args.scenario)
+    params = deployment.read_params(args.params, scenario.game)
+    result = deployment.check(scenario, params)
+    if result.sha_matches is False:
+        print(f"warning: {args.params}: scenario_sha256 {params.scenario_sha256[:16]}… does not match "
+              f"{args.scenario} ({scenario.sha256[:16]}…): the parameters were made for another "
+              "version of the scenario", file=sys.stderr)
+    print(f"check of {args.params} against {args.scenario} ({scenario.game} game)")
+    print(render_table(deployment.margin_rows(result), ("constraint", "margin", "status", "equation")))
+    if result.failed:
+        print(f"FAILED: {', '.join(result.failed)}")
+        return EXIT_FAILED
+    print("all constraints hold")
+    return EXIT_OK
+
+
 def int_list(text: str) -> list[int]:
     """'2,4,6' or '1-10' or '1-3,8' -> a list of positive integers."""
     out: list[int] = []
@@ -127,6 +168,26 @@ def build_parser() -> argparse.ArgumentParser:
                                    "what was expected and what was found. Exit 2 if any.")
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario files (TOML)")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("export", help="export the scenario's deployment parameters with a certificate",
+                       description="Write the deployment parameters in force in the scenario (sampling "
+                                   "rate, slash, stake, reward, ...; committee size, thresholds and "
+                                   "window for consensus), a certificate (every constraint with its "
+                                   "margin, equation and pass/fail) and the predictions a network run "
+                                   "with them should show. The reference network reads this file.")
+    p.add_argument("scenario", help="scenario file (TOML)")
+    p.add_argument("-o", "--output", help="output file (default: standard output)")
+    p.add_argument("--format", choices=["json", "toml"], default="json", help="file format (default json)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("check", help="recompute every constraint for given deployment parameters",
+                       description="Apply a deployment-parameters file (exported, hand-edited or read "
+                                   "from a live network) to the scenario and print every constraint "
+                                   "with its margin. Exit 0 if all hold, 1 if any fails (named), 2 on "
+                                   "bad input. Warns when the file's scenario_sha256 does not match.")
+    p.add_argument("scenario", help="scenario file (TOML)")
+    p.add_argument("params", help="deployment-parameters file (JSON, or TOML by its .toml extension)")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("table", help="print a reference table (guessing)",
                        description="Print a reference table. 'guessing': the probability that random "

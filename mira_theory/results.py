@@ -87,7 +87,7 @@ class Margin:
         return bool(self.value >= -1e-12 * max(1.0, abs(self.value)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "value": jsonable(self.value), "holds": self.holds,
+        return {"name": self.name, "margin": jsonable(self.value), "holds": self.holds,
                 "equation": self.equation, "meaning": self.meaning}
 
 
