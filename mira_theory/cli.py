@@ -42,6 +42,15 @@ def cmd_derive(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_incentives(args: argparse.Namespace) -> int:
+    from mira_theory import incentives
+    from mira_theory.api import load
+
+    result = incentives.solve(load(args.scenario))
+    print(dumps(result.to_dict()) if args.json else str(result))
+    return EXIT_OK
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from mira_theory.api import load
 
@@ -162,6 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latex", action="store_true", help="print the expressions as LaTeX")
     p.add_argument("--json", action="store_true", help="print expressions, LaTeX and values as JSON")
     p.set_defaults(func=cmd_derive)
+
+    p = sub.add_parser("incentives", help="the verifier's dilemma: checker game and remedies",
+                       description="Solve the checker game between a verifier (check/skip) and a "
+                                   "provider (cheat/honest) of an audit scenario: the mixed equilibrium "
+                                   "(cheating rate X*, check probability y*) and, for three remedies "
+                                   "(per-audit fee, forced errors with a jackpot, attention challenges "
+                                   "with a bond), the threshold and the cost per task, cheapest first.")
+    p.add_argument("scenario", help="audit scenario file (TOML), e.g. models/default.toml")
+    p.add_argument("--json", action="store_true",
+                   help="print the result object as JSON (null where no finite value exists)")
+    p.set_defaults(func=cmd_incentives)
 
     p = sub.add_parser("validate", help="check scenario files and print every problem",
                        description="Validate scenario files; print each problem with its file, key, "
