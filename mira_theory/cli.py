@@ -1,12 +1,13 @@
 """The ``mira-theory`` command line.
 
 Exit status: 0 success, 1 a check failed (commands that check), 2 bad input (the message
-names the file, the key, what was expected and what was found).
+names the file, the key, what was expected and what was found), 3 an internal error.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -14,7 +15,7 @@ from mira_theory import __version__
 from mira_theory.results import dumps
 from mira_theory.scenario import ScenarioError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def _error(problems: Sequence[object]) -> int:
@@ -139,6 +140,13 @@ def cmd_table(args: argparse.Namespace) -> int:
         print(dumps({str(m): {str(k): v for k, v in row.items()} for m, row in table.iterrows()}))
     elif args.csv:
         print(table.to_csv(), end="")
+    elif args.exact:
+        print("probability that random answers pass k independent m-option verifications: (1/m)^k")
+        exact = table.copy().astype(object)
+        for m in exact.index:
+            for k in exact.columns:
+                exact.loc[m, k] = f"1/{m ** k}"
+        print(exact.to_string())
     else:
         print("probability that random answers pass k independent m-option verifications: (1/m)^k")
         print(table.map(lambda v: f"{v:.3g}").to_string())
@@ -150,15 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mira-theory",
         description="Game-theoretic analysis of staked AI inference: equilibrium sampling "
                     "rates, slashes and stakes derived from scenario files (models/*.toml).",
-        epilog="Exit status: 0 success, 1 a check failed, 2 bad input.")
+        epilog="Exit status: 0 success, 1 a check failed, 2 bad input, 3 internal error.")
     parser.add_argument("--version", action="version", version=f"mira-theory {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("solve", help="solve a scenario: thresholds, equilibria, stake, margins",
-                       description="Solve a scenario file and print the deterrence sampling rate "
+                       description="Solve a scenario file. Audit game: the deterrence sampling rate "
                                    "q*, the minimum slash L*, the minimum total stake S*, the "
                                    "equilibria (simultaneous and leadership), every incentive "
-                                   "constraint's margin and the binding deviation.")
+                                   "constraint's margin and the binding deviation. Consensus game: "
+                                   "committee outcome probabilities, agreement rates, false-slash and "
+                                   "detection per window, the minimum window and slash, the symmetric "
+                                   "equilibria of the N-player game, capture probability and the "
+                                   "cost/profit of corruption.")
     p.add_argument("scenario", help="scenario file (TOML), e.g. models/default.toml")
     p.add_argument("--json", action="store_true",
                    help="print the result object as JSON (null where no finite value exists)")
@@ -221,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmt_group = p.add_mutually_exclusive_group()
     fmt_group.add_argument("--json", action="store_true", help="print as JSON {m: {k: p}}")
     fmt_group.add_argument("--csv", action="store_true", help="print as CSV")
+    fmt_group.add_argument("--exact", action="store_true", help="print exact fractions 1/m^k")
     p.set_defaults(func=cmd_table)
     return parser
 
@@ -234,6 +247,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(err.problems)
     except BrokenPipeError:  # e.g. piped into `head`
         return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # a bug, not bad input: say so, keep the traceback behind a switch
+        if os.environ.get("MIRA_DEBUG"):
+            raise
+        print(f"internal error (please report it; MIRA_DEBUG=1 shows the traceback): "
+              f"{type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -31,20 +31,29 @@ class Derivation:
     scenario: Scenario
     items: tuple[Any, ...]  # Derived(name, meaning, expr)
     cases: tuple[tuple[str, dict[sp.Symbol, float]], ...]  # (label, substitution)
+    # the values at the scenario come from the game's numeric closed forms (tested equal to
+    # these expressions, and carrying their case distinctions: "none", 0, ∞), not from
+    # symbolic substitution, which can be slow or undefined at boundaries
+    values: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
 
     @classmethod
     def of(cls, scenario: Scenario) -> Derivation:
         from mira_theory.api import game_module
 
         module = game_module(scenario)
-        return cls(scenario, module.derivation(), tuple(module.substitutions(scenario)))
+        numeric = module.derived_values(scenario)
+        return cls(scenario, module.derivation(), tuple(module.substitutions(scenario)),
+                   tuple((case, tuple(vals.items())) for case, vals in numeric.items()))
 
     def value(self, name: str, case: str) -> float:
+        numeric = dict(dict(self.values).get(case, ()))
+        if name in numeric:
+            return float(numeric[name])
         item = next(i for i in self.items if i.name == name)
         subs = dict(self.cases)[case]
         try:
-            v = complex(item.expr.subs(subs).evalf())
-        except (TypeError, ZeroDivisionError):
+            v = complex(item.expr.subs(subs).doit().evalf())
+        except Exception:  # undefined at this point (0/0, ∞ compared, ...)
             return math.nan
         return v.real if abs(v.imag) < 1e-12 else math.nan
 

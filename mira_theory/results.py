@@ -84,6 +84,8 @@ class Margin:
 
     @property
     def holds(self) -> bool:
+        if not math.isfinite(self.value):
+            return bool(self.value > 0)  # +inf holds; −inf and NaN do not
         return bool(self.value >= -1e-12 * max(1.0, abs(self.value)))
 
     def to_dict(self) -> dict[str, Any]:

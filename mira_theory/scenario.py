@@ -61,6 +61,10 @@ CHECKS: dict[str, tuple[str, typing.Callable[[Any], bool]]] = {
     "nonnegative": ("a number ≥ 0", lambda v: v >= 0),
     "positive": ("a number > 0", lambda v: v > 0),
     "positive_int": ("an integer ≥ 1", lambda v: v >= 1),
+    # sizes bounded where the models' cost grows with them (a typo of 1e8 must not hang)
+    "count_1e4": ("an integer from 1 to 10,000", lambda v: 1 <= v <= 10_000),
+    "count_1e5": ("an integer from 1 to 100,000", lambda v: 1 <= v <= 100_000),
+    "count_1e7": ("an integer from 1 to 10,000,000", lambda v: 1 <= v <= 10_000_000),
     "at_least_2": ("an integer ≥ 2", lambda v: v >= 2),
     "open_probability": ("a probability in (0, 1]", lambda v: 0.0 < v <= 1.0),
     "name": ("a non-empty name", lambda v: bool(v.strip())),

@@ -753,3 +753,46 @@ def test_regression_raise_slash_advice_is_for_q_one(default):
     sol = mt.solve(default.replace({"stake.slash": 0.0, "task.reward": 0.5,
                                     "audit.false_alarm_rate": 0.1, "audit.sampling_rate": 0.0}))
     assert "at q = 1 a slash of 1 deters" in dev(sol, "weaker-model").reason
+
+
+def test_no_common_sampling_rate_is_reported(default):
+    # α = 0.1, q = 0.08, L = 20, R = 1; a costlier deviation (c = 0.5 > c_h = 0.4, δ = 0):
+    # honest beats it iff (c_j − c_h) + q·(δ − α)·(L + R) ≥ 0, i.e. 0.1 − 2.1q ≥ 0,
+    # q ≤ 1/21 ≈ 0.0476. weaker-model (δ = 0.3) needs
+    # q ≥ 0.3/((0.3 − 0.1)·21) = 1/14 ≈ 0.0714 > 1/21: no rate deters both.
+    s = default.replace({"audit.false_alarm_rate": 0.1, "audit.sampling_rate": 0.08})
+    raw = s.raw()
+    raw["deviation"].append({"name": "pricier-model", "cost": 0.5, "divergence": 0.0})
+    import tomli_w
+    s = mt.loads(tomli_w.dumps(raw))
+    sol = mt.solve(s)
+    pricier = next(d for d in sol.deviations if d.name == "pricier-model")
+    assert pricier.deterrence_upper_rate == pytest.approx(1 / 21)
+    assert not sol.deterrable
+    assert sol.to_dict()["deterrence_sampling_rate"] is None
+    assert any("no sampling rate deters every deviation" in x for x in sol.degeneracies)
+
+
+def test_infinite_negative_margin_fails(default):
+    # q = 0: nothing is ever detected, so a cheating episode never ends: its stake margin is −∞
+    sol = mt.solve(default.replace({"audit.sampling_rate": 0.0}))
+    stake = next(m for m in sol.margins if m.name == "stake[weaker-model]")
+    assert stake.value == -math.inf and not stake.holds
+
+
+def test_derive_values_at_boundaries_do_not_crash(default):
+    # δ(1 − β) = α exactly, q = 0 and r = 1 used to raise in sympy's Max; the values come from
+    # the numeric closed forms: q* = ∞ where no rate deters
+    for change in ({"audit.false_alarm_rate": 0.3}, {"audit.sampling_rate": 0.0}, {"audit.collusion": 1.0}):
+        d = mt.derive(default.replace(change))
+        assert d.render()
+        if "audit.sampling_rate" not in change:
+            assert d.value("deterrence_sampling_rate", "weaker-model") == math.inf
+
+
+def test_episode_margin_with_huge_flight(default):
+    # λT = 6·10^13 tasks in flight: the closed form of E[min(K, ·)] needs no sum over them
+    s = default.replace({"stake.throughput": 1e12, "stake.slash": 1e-9})
+    sol = mt.solve(s)
+    ep = next(m for m in sol.margins if m.name == "episode[weaker-model]")
+    assert ep.value < 0 and math.isfinite(ep.value)

@@ -182,7 +182,7 @@ def test_loads_names_the_string_origin():
     assert loads(VALID).path is None
     with pytest.raises(ScenarioError) as info:
         loads(sub(VALID, "verifiers = 1", "verifiers = 0"))
-    assert str(info.value) == "<string>: audit.verifiers: expected an integer ≥ 1, found integer 0"
+    assert str(info.value) == "<string>: audit.verifiers: expected an integer from 1 to 10,000, found integer 0"
 
 
 def test_problem_str_names_file_key_expected_found():

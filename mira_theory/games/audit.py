@@ -100,7 +100,7 @@ class Deviation:
 @dataclass(frozen=True)
 class Audit:
     cost: float = spec("nonnegative", "cost of one verifier re-executing one task", "k")
-    verifiers: int = spec("positive_int", "verifiers drawn per audited task", "n")
+    verifiers: int = spec("count_1e4", "verifiers drawn per audited task", "n")
     miss_rate: float = spec("probability", "probability an audit misses a divergent output", "β")
     false_alarm_rate: float = spec("probability", "probability an audit flags an honest output", "α")
     collusion: float = spec("probability", "probability a drawn verifier colludes", "r")
@@ -346,8 +346,8 @@ def episode_margin(args: Mapping[str, float]) -> float:
 
     K = 1 + Binomial(m, d) slashes are drawn in the episode (the first detection and those
     among the m = round(λ·T) tasks in flight); all of them together can take at most S.
-    Positive: the episode does not pay. Uses E[min(S, L·K)] = L·Σ_{x=1}^{⌊S/L⌋} P(K ≥ x)
-    + (S − L·⌊S/L⌋)·P(K > ⌊S/L⌋).
+    Positive: the episode does not pay. Uses E[min(S, L·K)] = L·E[min(K, ⌊S/L⌋)]
+    + (S − L·⌊S/L⌋)·P(K > ⌊S/L⌋), with E[min(K, ·)] in closed form (O(1) for any λ·T).
     """
     cf = closed_form(**args)
     d, f = float(cf["detection_per_task"]), float(cf["false_slash_per_task"])
@@ -361,11 +361,16 @@ def episode_margin(args: Mapping[str, float]) -> float:
     if L <= 0 or S <= 0:
         return -gain
     full = m + 1 if S / L > m + 1 else math.floor(S / L)  # at most m + 1 slashes can happen
-    top = min(full, m + 1)
-    x = np.arange(1, top + 1)
-    # P(K ≥ x) = P(Binomial(m, d) ≥ x − 1)
-    tail = stats.binom.sf(x - 2, m, d) if top else np.array([])
-    expected = L * float(tail.sum())
+    # L·Σ_{x=1}^{full} P(K ≥ x) = L·E[min(K, full)], in closed form with K = 1 + B,
+    # B ~ Binomial(m, d), B' ~ Binomial(m − 1, d): E[min(B, s)] = m·d − E[(B − s)⁺] and
+    # E[B·1{B ≥ s + 1}] = m·d·P(B' ≥ s), so no sum over up to λ·T terms is needed
+    if full == 0:
+        expected = 0.0
+    else:
+        s_ = full - 1
+        tail_b1 = float(stats.binom.sf(s_ - 1, m - 1, d)) if m >= 1 else 0.0  # P(B' ≥ s)
+        tail_b = float(stats.binom.sf(s_, m, d))  # P(B ≥ s + 1)
+        expected = L * (1.0 + m * d - (m * d * tail_b1 - s_ * tail_b))
     if full <= m:  # the partial unit beyond ⌊S/L⌋ slashes
         expected += (S - L * full) * float(stats.binom.sf(full - 1, m, d))
     return expected - gain
@@ -574,7 +579,7 @@ def _deviation_result(scenario: AuditScenario, dev: Deviation) -> DeviationResul
     elif gap <= 0:
         reason = (f"no sampling rate deters: false alarms α = {phi:g} (effective) are at least "
                   f"its detection δ(1 − β) = {rho:g}, so audits hurt honest providers as much")
-    elif q_star > 1:
+    elif q_star > 1.0 + 1e-12:
         reason = (f"no sampling rate ≤ 1 deters at slash L = {scenario.stake.slash:g}: "
                   f"it would take q = {q_star:.4g}; at q = 1 a slash of "
                   f"{max(saving / gap - scenario.task.reward, 0.0):.4g} deters")
@@ -582,7 +587,7 @@ def _deviation_result(scenario: AuditScenario, dev: Deviation) -> DeviationResul
         reason = ""
     return DeviationResult(
         name=dev.name, deterrence_sampling_rate=q_star, deterrence_upper_rate=cf["deterrence_upper_rate"],
-        deterrable=q_star <= 1.0, reason=reason,
+        deterrable=q_star <= 1.0 + 1e-12, reason=reason,
         minimum_slash=cf["minimum_slash"], minimum_total_stake=cf["minimum_total_stake"],
         detection_per_task=cf["detection_per_task"], expected_payoff=cf["payoff_deviation"],
         ic_margin=cf["ic_margin"], stake_margin=cf["stake_margin"],
@@ -611,6 +616,11 @@ def solve(scenario: AuditScenario, tol: float = 1e-9) -> AuditSolution:
     """Solve an audit scenario: thresholds, equilibria, leadership, stake, margins."""
     devs = tuple(_deviation_result(scenario, d) for d in scenario.deviations)
     binding = max(devs, key=lambda d: d.deterrence_sampling_rate)  # first on ties
+    # honest is a best response on [max_j q*_j, min_j upper_j]: every deviation's interval
+    lower = binding.deterrence_sampling_rate
+    capper = min(devs, key=lambda d: d.deterrence_upper_rate)
+    upper = min(1.0, capper.deterrence_upper_rate)
+    deterrable = all(d.deterrable for d in devs) and lower <= upper + 1e-12
     A, B, rows = bimatrix(scenario)
     res = two_column.solve(A, B, tol)
     eqs = []
@@ -629,6 +639,10 @@ def solve(scenario: AuditScenario, tol: float = 1e-9) -> AuditSolution:
     first = arguments(scenario, scenario.deviations[0])
     honest_cf = closed_form(**first)
     degeneracies = list(res.degeneracies)
+    if all(d.deterrable for d in devs) and not deterrable:
+        degeneracies.append(
+            f"no sampling rate deters every deviation: '{binding.name}' needs q ≥ {lower:.6g} but "
+            f"'{capper.name}' needs q ≤ {capper.deterrence_upper_rate:.6g}")
     for d in devs:
         if not d.deterrable:
             degeneracies.append(f"{d.name}: {d.reason}")
@@ -650,7 +664,7 @@ def solve(scenario: AuditScenario, tol: float = 1e-9) -> AuditSolution:
     return AuditSolution(
         scenario=scenario, deviations=devs, binding_deviation=binding.name,
         deterrence_sampling_rate=binding.deterrence_sampling_rate,
-        deterrable=all(d.deterrable for d in devs),
+        deterrable=deterrable,
         minimum_slash=max(d.minimum_slash for d in devs),
         minimum_total_stake=max(d.minimum_total_stake for d in devs),
         honest_payoff=float(honest_cf["payoff_honest"]),
@@ -661,6 +675,13 @@ def solve(scenario: AuditScenario, tol: float = 1e-9) -> AuditSolution:
         method="closed forms (sympy-derived, numpy-evaluated); equilibria by exact enumeration "
                "of the (1+J)×2 inspection game; leadership by strong Stackelberg commitment",
     )
+
+
+def derived_values(scenario: AuditScenario) -> dict[str, dict[str, float]]:
+    """Every derived quantity at the scenario, per deviation, from the numeric closed forms."""
+    names = {d.name for d in derivation()}
+    return {d.name: {k: float(v) for k, v in closed_form(**arguments(scenario, d)).items() if k in names}
+            for d in scenario.deviations}
 
 
 def substitutions(scenario: AuditScenario) -> list[tuple[str, dict[sp.Symbol, float]]]:

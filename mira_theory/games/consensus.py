@@ -47,10 +47,25 @@ under learning when D′(σ) > 0 (more deviators make honesty relatively better)
 latent p by a normal approximation with continuity correction, integrated over p by
 Gauss–Jacobi quadrature (tested against the exact form at the crossover).
 
+The N-player game is a fixed committee of N members voting together on every claim of a
+window, so the number k of deviating others is the same for the whole window and the slash
+term uses P(Binomial(W, p_a(k)) < θW) at that k (the normal form pygambit solves). The
+windowed test of item 3 instead describes committees drawn afresh per claim from a large
+network; the two differ by Jensen's inequality when deviators are present.
+
 Collusion: an adversary holding stake share ρ holds each seat of a stake-weighted draw with
 probability ρ; it captures a committee when it holds ≥ K seats: P(Binomial(N, ρ) ≥ K) with
 replacement, or, in a network of ``nodes`` equal-stake nodes of which round(ρ·nodes) are its
-own, hypergeometric without replacement.
+own, hypergeometric without replacement (per-node stakes are not modelled).
+
+Cost and profit of corruption over one window: the adversary is assumed to vote its wrong
+answer on every claim it sits on (non-selective). It then matches the consensus only where it
+captures, each of its nodes is slashed L with the window probability at agreement P(capture),
+CoC = adversary nodes·L·P(slash), and PfC = value_at_risk·P(capture)·(claims in the network
+per window, W·nodes/N). A selective adversary that deviates only when it holds a quorum
+always matches the consensus and is never slashed by windowed agreement: against it the
+agreement test gives no cost of corruption at all, and security rests on the capture
+probability (reported, with the committee size and threshold that meet ``max_capture``).
 """
 
 from __future__ import annotations
@@ -68,7 +83,7 @@ from scipy import optimize, special, stats
 
 from mira_theory import __version__
 from mira_theory.derivation import Derived
-from mira_theory.results import FrozenDict, Margin, fmt, html_table, jsonable, render_table
+from mira_theory.results import FrozenDict, Margin, fmt, freeze, html_table, jsonable, render_table
 from mira_theory.scenario import Problem, Scenario, register_game, spec
 
 EXACT_N = 400  # committee sizes up to this use exact agreement probabilities
@@ -86,7 +101,7 @@ class Claim:
 
 @dataclass(frozen=True)
 class Committee:
-    size: int = spec("positive_int", "verifiers drawn per claim", "N")
+    size: int = spec("count_1e5", "verifiers drawn per claim", "N")
     threshold: float = spec("open_probability", "consensus iff ≥ ceil(τ·N) identical votes", "τ")
     reward: float = spec("nonnegative", "paid per claim to each vote matching the consensus", "r")
 
@@ -107,7 +122,7 @@ class ConsensusDeviation:
 
 @dataclass(frozen=True)
 class Slashing:
-    window: int = spec("positive_int", "claims per evaluation window", "W")
+    window: int = spec("count_1e7", "claims per evaluation window", "W")
     agreement_threshold: float = spec("probability", "slashed if fewer than θ·W votes matched", "θ")
     slash: float = spec("nonnegative", "slash per failed window", "L")
     max_false_slash: float = spec("open_probability", "design target: honest node slashed per window")
@@ -675,12 +690,26 @@ class ConsensusSolution:
     minimum_threshold: float | None
     cost_of_corruption: float
     profit_from_corruption: float
-    guessing: pd.DataFrame
-    ensemble: pd.DataFrame
+    guessing_data: Mapping[int, Mapping[int, float]]  # m -> k -> P (frozen; see .guessing)
+    ensemble_data: Mapping[int, Mapping[float, float]]  # N -> κ -> P (frozen; see .ensemble)
     margins: tuple[Margin, ...]
     method: str
     toolkit_version: str = __version__
     game: str = "consensus"
+
+    @property
+    def guessing(self) -> pd.DataFrame:
+        """The guessing table (a fresh DataFrame: rows options m, columns verifications k)."""
+        df = pd.DataFrame(self.guessing_data).T
+        df.index.name, df.columns.name = "options", "verifications"
+        return df
+
+    @property
+    def ensemble(self) -> pd.DataFrame:
+        """P(consensus right | all honest) by committee size and error correlation κ."""
+        df = pd.DataFrame(self.ensemble_data).T
+        df.index.name, df.columns.name = "committee_size", "error_correlation"
+        return df
 
     @property
     def incentive_compatible(self) -> bool:
@@ -714,6 +743,9 @@ class ConsensusSolution:
                                  if self.profit_from_corruption > 0 else math.inf),
             "cost_of_corruption": self.cost_of_corruption,
             "profit_from_corruption": self.profit_from_corruption,
+            "corruption_model": ("non-selective adversary over one window: votes its answer on every "
+                                 "claim it sits on; a selective adversary (deviating only with a quorum) "
+                                 "is never slashed by windowed agreement"),
             "honest": {"expected_payoff": self.honest_payoff, "agreement": self.agreement_honest},
             "committee_outcome": {"all_honest": self.outcome_honest.to_dict(),
                                   **{f"one_{k}": v.to_dict() for k, v in self.outcome_one_deviator.items()}},
@@ -764,10 +796,9 @@ class ConsensusSolution:
         parts = [f"consensus game: {self.scenario.name}", render_table(self._summary_rows())]
         for title, header, rows in self._tables():
             parts += ["", title, render_table(rows, header)]
-        ens = self.ensemble
+        header, rows = self._ensemble_rows()
         parts += ["", "ensemble accuracy P(consensus right), all honest, by committee size and error correlation κ",
-                  render_table([(str(n), *(fmt(v, 4) for v in row)) for n, row in ens.iterrows()],
-                               ("N", *(f"κ={k:g}" for k in ens.columns)))]
+                  render_table(rows, header)]
         parts += ["", f"method: {self.method}; mira-theory {self.toolkit_version}"]
         return "\n".join(parts)
 
@@ -776,10 +807,17 @@ class ConsensusSolution:
                 f"L*={self.minimum_slash:.6g}, minimum_window={self.window_design.window}, "
                 f"incentive_compatible={self.incentive_compatible})")
 
+    def _ensemble_rows(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        ens = self.ensemble
+        return (("N", *(f"κ={k:g}" for k in ens.columns)),
+                [(str(n), *(fmt(v, 4) for v in row)) for n, row in ens.iterrows()])
+
     def _repr_html_(self) -> str:
         parts = [html_table(self._summary_rows(), caption=f"consensus game: {self.scenario.name}")]
         for title, header, rows in self._tables():
             parts.append(html_table(rows, header, caption=title))
+        header, rows = self._ensemble_rows()
+        parts.append(html_table(rows, header, caption="ensemble accuracy P(consensus right), all honest"))
         return "".join(parts)
 
 
@@ -848,7 +886,8 @@ def solve(scenario: ConsensusScenario) -> ConsensusSolution:
     margins.append(Margin("capture", s.network.max_capture - cap, "max_capture − P(capture)",
                           "an adversary rarely captures a committee"))
     margins.append(Margin("collusion", coc - (1 + gamma) * pfc, "CoC − (1 + γ)·PfC",
-                          "corruption costs more than it pays"))
+                          "corruption by a non-selective adversary costs more than it pays "
+                          "(a selective one is not slashed by agreement: see capture)"))
     return ConsensusSolution(
         scenario=s, quorum=K, outcome_honest=honest, outcome_one_deviator=FrozenDict(one),
         agreement_honest=p_h, false_slash_per_window=false, deviations=tuple(devs),
@@ -857,8 +896,12 @@ def solve(scenario: ConsensusScenario) -> ConsensusSolution:
         adversary_nodes=adv_nodes, minimum_committee=minimum_committee(tau, rho, s.network.max_capture),
         minimum_threshold=minimum_threshold(N, rho, s.network.max_capture),
         cost_of_corruption=coc, profit_from_corruption=pfc,
-        guessing=guessing_table((2, 4, 6, 8, 10) if m in (2, 4, 6, 8, 10) else sorted({2, 4, m, 10})),
-        ensemble=ensemble, margins=tuple(margins),
+        guessing_data=freeze({int(mm): {int(k): float(v) for k, v in row.items()}
+                              for mm, row in guessing_table((2, 4, 6, 8, 10) if m in (2, 4, 6, 8, 10)
+                                                            else sorted({2, 4, m, 10})).iterrows()}),
+        ensemble_data=freeze({int(n): {float(k): float(v) for k, v in row.items()}
+                              for n, row in ensemble.iterrows()}),
+        margins=tuple(margins),
         method=("exact beta-binomial committee outcomes; exact binomial window tails; symmetric "
                 f"equilibria of the anonymous N-player game ({'exact' if N <= EXACT_N else 'normal-approximate'} "
                 "agreement curves) by sign changes and Brent's method"),
@@ -899,6 +942,17 @@ def derivation() -> tuple[Any, ...]:
         Derived("capture_probability", "P(Binomial(N, ρ) ≥ ⌈τN⌉)",
                 sp.Sum(sp.binomial(N, j) * rho**j * (1 - rho) ** (N - j), (j, x, N))),
     )
+
+
+def derived_values(scenario: ConsensusScenario) -> dict[str, dict[str, float]]:
+    """Every derived quantity at the scenario, per deviation, from the numeric solution."""
+    sol = solve(scenario)
+    return {d.name: {"guessing_probability": 1.0 / scenario.claim.options,
+                     "false_slash_per_window": sol.false_slash_per_window,
+                     "detection_per_window": d.detection_per_window,
+                     "payoff_honest": sol.honest_payoff, "payoff_deviation": d.expected_payoff,
+                     "minimum_slash": d.minimum_slash, "capture_probability": sol.capture_probability}
+            for d in sol.deviations}
 
 
 def substitutions(scenario: ConsensusScenario) -> list[tuple[str, dict[sp.Symbol, float]]]:
