@@ -477,7 +477,9 @@ class AuditSolution:
             "deterrence_sampling_rate": jsonable(self.deterrence_sampling_rate) if self.deterrable else None,
             "deterrence_sampling_rate_unbounded": jsonable(self.deterrence_sampling_rate),
             "minimum_slash": jsonable(self.minimum_slash),
+            "minimum_slash_deviation": max(self.deviations, key=lambda d: d.minimum_slash).name,
             "minimum_total_stake": jsonable(self.minimum_total_stake),
+            "minimum_total_stake_deviation": max(self.deviations, key=lambda d: d.minimum_total_stake).name,
             "binding_deviation": self.binding_deviation,
             "sampling_rate": self.scenario.audit.sampling_rate,
             "slash": self.scenario.stake.slash,
@@ -505,9 +507,11 @@ class AuditSolution:
             ("binding deviation", self.binding_deviation),
             ("deterrence sampling rate q*", q),
             ("sampling rate in force q", fmt(self.scenario.audit.sampling_rate)),
-            ("minimum slash L*(q)", fmt(self.minimum_slash)),
+            ("minimum slash L*(q)", f"{fmt(self.minimum_slash)} "
+                                    f"({max(self.deviations, key=lambda d: d.minimum_slash).name})"),
             ("slash in force L", fmt(self.scenario.stake.slash)),
-            ("minimum total stake S*", fmt(self.minimum_total_stake)),
+            ("minimum total stake S*", f"{fmt(self.minimum_total_stake)} "
+                                       f"({max(self.deviations, key=lambda d: d.minimum_total_stake).name})"),
             ("total stake S", fmt(self.scenario.stake.total)),
             ("honest payoff per task", fmt(self.honest_payoff)),
             ("leadership gain (verifier)", fmt(self.leadership_gain)),
