@@ -116,7 +116,7 @@ import numpy as np
 from mira_theory import __version__
 from mira_theory.games import audit
 from mira_theory.games.audit import SECONDS_PER_YEAR, AuditScenario
-from mira_theory.results import FrozenDict, fmt, freeze, html_table, jsonable, render_table
+from mira_theory.results import FrozenDict, Provenance, fmt, freeze, html_table, jsonable, render_table
 from mira_theory.scenario import Problem, ScenarioError
 
 VARIABLES = ("sampling_rate", "slash", "total_stake", "reward")
@@ -766,7 +766,7 @@ def _margins(model: _Model, params: Mapping[str, float], solve: bool) -> tuple[l
 
 
 @dataclass(frozen=True)
-class DesignResult:
+class DesignResult(Provenance):
     """The cheapest parameters of an audit scenario, with provenance and a verified certificate."""
 
     scenario: AuditScenario
@@ -792,10 +792,6 @@ class DesignResult:
     notes: tuple[str, ...] = ()
     toolkit_version: str = __version__
     game: str = "audit-design"
-
-    @property
-    def scenario_sha256(self) -> str:
-        return self.scenario.sha256
 
     @property
     def feasible(self) -> bool:

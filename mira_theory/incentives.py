@@ -113,7 +113,16 @@ from scipy import optimize
 
 from mira_theory import __version__
 from mira_theory.games.audit import SECONDS_PER_YEAR, AuditScenario, Deviation
-from mira_theory.results import Equilibrium, FrozenDict, fmt, freeze, html_table, jsonable, render_table
+from mira_theory.results import (
+    Equilibrium,
+    FrozenDict,
+    Provenance,
+    fmt,
+    freeze,
+    html_table,
+    jsonable,
+    render_table,
+)
 from mira_theory.scenario import Problem, ScenarioError
 from mira_theory.solvers import two_column
 
@@ -461,7 +470,7 @@ def _equilibria(A: np.ndarray, B: np.ndarray, rows: list[str]) -> tuple[tuple[Eq
 
 
 @dataclass(frozen=True)
-class VerifierIncentives:
+class VerifierIncentives(Provenance):
     """The verifier's dilemma at an audit scenario and the remedies' thresholds and costs."""
 
     scenario: AuditScenario
@@ -477,10 +486,6 @@ class VerifierIncentives:
     method: str
     toolkit_version: str = __version__
     game: str = "incentives"
-
-    @property
-    def scenario_sha256(self) -> str:
-        return self.scenario.sha256
 
     @property
     def cheapest(self) -> str | None:

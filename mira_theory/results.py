@@ -73,6 +73,14 @@ def fmt(value: Any, digits: int = 6) -> str:
     return str(value)
 
 
+class Provenance:
+    """Mixin of result objects that hold the ``scenario`` they were computed from."""
+
+    @property
+    def scenario_sha256(self) -> str:
+        return self.scenario.sha256  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class Margin:
     """One constraint at the scenario's values: ``value`` ≥ 0 means it holds."""

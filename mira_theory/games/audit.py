@@ -72,7 +72,7 @@ from scipy import stats
 
 from mira_theory import __version__
 from mira_theory.derivation import Derived
-from mira_theory.results import Equilibrium, FrozenDict, Margin, freeze, jsonable
+from mira_theory.results import Equilibrium, FrozenDict, Margin, Provenance, freeze, jsonable
 from mira_theory.scenario import Problem, Scenario, register_game, spec
 from mira_theory.solvers import two_column
 
@@ -436,7 +436,7 @@ class DeviationResult:
 
 
 @dataclass(frozen=True)
-class AuditSolution:
+class AuditSolution(Provenance):
     """Everything the toolkit derives for an audit scenario, with its provenance."""
 
     scenario: AuditScenario
@@ -457,10 +457,6 @@ class AuditSolution:
     method: str
     toolkit_version: str = __version__
     game: str = "audit"
-
-    @property
-    def scenario_sha256(self) -> str:
-        return self.scenario.sha256
 
     @property
     def incentive_compatible(self) -> bool:

@@ -83,7 +83,16 @@ from scipy import optimize, special, stats
 
 from mira_theory import __version__
 from mira_theory.derivation import Derived
-from mira_theory.results import FrozenDict, Margin, fmt, freeze, html_table, jsonable, render_table
+from mira_theory.results import (
+    FrozenDict,
+    Margin,
+    Provenance,
+    fmt,
+    freeze,
+    html_table,
+    jsonable,
+    render_table,
+)
 from mira_theory.scenario import Problem, Scenario, register_game, spec
 
 EXACT_N = 400  # committee sizes up to this use exact agreement probabilities
@@ -671,7 +680,7 @@ class ConsensusDeviationResult:
 
 
 @dataclass(frozen=True)
-class ConsensusSolution:
+class ConsensusSolution(Provenance):
     scenario: ConsensusScenario
     quorum: int
     outcome_honest: CommitteeOutcome
