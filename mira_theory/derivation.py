@@ -41,8 +41,8 @@ class Derivation:
         from mira_theory.api import game_module
 
         module = game_module(scenario)
-        numeric = module.derived_values(scenario)
-        return cls(scenario, module.derivation(), tuple(module.substitutions(scenario)),
+        subs, numeric = module.derived_cases(scenario)
+        return cls(scenario, module.derivation(), tuple(subs),
                    tuple((case, tuple(vals.items())) for case, vals in numeric.items()))
 
     def value(self, name: str, case: str) -> float:

@@ -810,8 +810,7 @@ class DesignResult(Provenance):
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable({
-            "game": self.game, "scenario": self.scenario.name, "scenario_path": self.scenario.path,
-            "scenario_sha256": self.scenario.sha256, "toolkit_version": self.toolkit_version,
+            **self.provenance(),
             "status": self.status, "message": self.message, "suggestions": list(self.suggestions),
             "verified": self.verified, "formulation": self.formulation, "solver_status": self.solver_status,
             "iterations": self.iterations, "solves": self.solves, "seconds": self.seconds,

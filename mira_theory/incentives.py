@@ -497,12 +497,7 @@ class VerifierIncentives(Provenance):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "game": self.game,
-            "scenario": self.scenario.name,
-            "scenario_path": self.scenario.path,
-            "scenario_sha256": self.scenario.sha256,
-            "toolkit_version": self.toolkit_version,
-            "method": self.method,
+            **self.provenance(),
             "parameters": jsonable(self.parameters),
             "dilemma": self.dilemma,
             "verifier_gain_honest": jsonable(self.verifier_gain_honest),

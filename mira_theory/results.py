@@ -80,6 +80,15 @@ class Provenance:
     def scenario_sha256(self) -> str:
         return self.scenario.sha256  # type: ignore[attr-defined]
 
+    def provenance(self) -> dict[str, Any]:
+        """The head of every result's JSON: what was computed, from what, by what."""
+        s = self.scenario  # type: ignore[attr-defined]
+        head = {"game": self.game, "scenario": s.name, "scenario_path": s.path,  # type: ignore[attr-defined]
+                "scenario_sha256": s.sha256, "toolkit_version": self.toolkit_version}  # type: ignore[attr-defined]
+        if hasattr(self, "method"):
+            head["method"] = self.method
+        return head
+
 
 @dataclass(frozen=True)
 class Margin:

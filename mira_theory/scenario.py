@@ -284,8 +284,10 @@ def _toml_problem(file: str, err: tomllib.TOMLDecodeError) -> Problem:
     return Problem(file, "", "valid TOML", f"a syntax error: {err}")
 
 
-def loads(text: str, path: str | None = None, origin: str | None = None) -> Scenario:
-    """Validate scenario TOML text and build the typed scenario of its game."""
+def loads(text: str, path: str | None = None, origin: str | None = None,
+          sha256: str | None = None) -> Scenario:
+    """Validate scenario TOML text and build the typed scenario of its game (``sha256``: the
+    hash of the file's bytes when read from a file; by default the hash of the text)."""
     from mira_theory import games  # noqa: F401  (registers the game families)
 
     file = origin or path or "<string>"
@@ -349,7 +351,7 @@ def loads(text: str, path: str | None = None, origin: str | None = None) -> Scen
     problems += cls.validate_extra(file, built)
     if problems or header is None:
         raise ScenarioError(problems)
-    sha = hashlib.sha256(text.encode()).hexdigest()
+    sha = sha256 or hashlib.sha256(text.encode()).hexdigest()
     return cls(name=header.name, game=header.game, description=header.description,
                path=path, sha256=sha, source=text, **built)
 
@@ -371,6 +373,5 @@ def load(path: str | Path) -> Scenario:
         text = raw.decode("utf-8-sig")  # a byte-order mark is not content
     except UnicodeDecodeError as err:
         raise ScenarioError([Problem(file, "", "UTF-8 text", f"undecodable bytes ({err})")]) from None
-    scenario = loads(text, path=file)
     # the hash covers the file's bytes, so a params file can be tied to this exact file
-    return dataclasses.replace(scenario, sha256=hashlib.sha256(raw).hexdigest())
+    return loads(text, path=file, sha256=hashlib.sha256(raw).hexdigest())

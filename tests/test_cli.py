@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from scenario_texts import audit_scenario
 
 import mira_theory.games  # noqa: F401  (pay the import at collection, not in a test)
 from mira_theory import cli
@@ -28,43 +29,7 @@ MODELS = ROOT / "models"
 _SCRIPT = Path(sys.executable).with_name("mira-theory")
 CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "mira_theory.cli"]
 
-VALID = """\
-[scenario]
-name = "cli-test"
-game = "audit"
-description = "a scenario written for the command-line tests"
-
-[task]
-reward = 1.0
-cost_honest = 0.4
-damage = 5.0
-
-[[deviation]]
-name = "weaker-model"
-cost = 0.1
-divergence = 0.3
-
-[[deviation]]
-name = "random-output"
-cost = 0.0
-divergence = 1.0
-
-[audit]
-cost = 0.25
-verifiers = 1
-miss_rate = 0.0
-false_alarm_rate = 0.0
-collusion = 0.0
-bounty_share = 0.5
-sampling_rate = 0.05
-
-[stake]
-slash = 20.0
-total = 1000.0
-capital_cost = 0.05
-throughput = 100.0
-settlement_latency = 60.0
-"""
+VALID = audit_scenario("cli-test", "a scenario written for the command-line tests")
 
 
 def sub(old: str, new: str, text: str = VALID) -> str:

@@ -173,16 +173,23 @@ def test_expected_share_by_hand():
 prob = st.floats(0.0, 1.0)
 
 
+def amount(lo: float, hi: float):
+    # nonzero values below 1e-6 sit under the solvers' tie tolerance (1e-9 relative), where
+    # the toolkit reports ties that pygambit's exact rationals resolve: map them to 0
+    return st.floats(lo, hi).map(lambda v: 0.0 if 0 < abs(v) < 1e-6 else v)
+
+
 @st.composite
 def checker_games(draw):
+    p01 = amount(0.0, 1.0)
     return {
-        "reward": draw(st.floats(0.0, 5.0)), "cost_honest": draw(st.floats(0.0, 2.0)),
-        "damage": draw(st.floats(0.0, 50.0)), "deviation_cost": draw(st.floats(0.0, 2.0)),
-        "divergence": draw(prob), "audit_cost": draw(st.floats(0.0, 2.0)),
-        "verifiers": draw(st.integers(1, 7)), "miss_rate": draw(prob),
-        "false_alarm_rate": draw(st.floats(0.0, 0.3)), "collusion": draw(st.floats(0.0, 0.9)),
-        "bounty_share": draw(prob), "sampling_rate": draw(st.floats(0.001, 1.0)),
-        "slash": draw(st.floats(0.0, 100.0)), "bounty_weight": draw(prob), "damage_weight": draw(prob),
+        "reward": draw(amount(0.0, 5.0)), "cost_honest": draw(amount(0.0, 2.0)),
+        "damage": draw(amount(0.0, 50.0)), "deviation_cost": draw(amount(0.0, 2.0)),
+        "divergence": draw(p01), "audit_cost": draw(amount(0.0, 2.0)),
+        "verifiers": draw(st.integers(1, 7)), "miss_rate": draw(p01),
+        "false_alarm_rate": draw(amount(0.0, 0.3)), "collusion": draw(amount(0.0, 0.9)),
+        "bounty_share": draw(p01), "sampling_rate": draw(st.floats(0.001, 1.0)),
+        "slash": draw(amount(0.0, 100.0)), "bounty_weight": draw(p01), "damage_weight": draw(p01),
     }
 
 

@@ -15,51 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scenario_texts import audit_scenario
 
 from mira_theory.games.audit import Audit, AuditScenario, Deviation, Stake, Task
 from mira_theory.scenario import Problem, ScenarioError, load, loads
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
-# Two deviations, so array paths like deviation[1].divergence are exercised. Every
-# "key = value" line is unique in the text, so an edit names the line it changes.
-VALID = """\
-[scenario]
-name = "loader-test"
-game = "audit"
-description = "a scenario written for the loader tests"
-
-[task]
-reward = 1.0
-cost_honest = 0.4
-damage = 5.0
-
-[[deviation]]
-name = "weaker-model"
-cost = 0.1
-divergence = 0.3
-
-[[deviation]]
-name = "random-output"
-cost = 0.0
-divergence = 1.0
-
-[audit]
-cost = 0.25
-verifiers = 1
-miss_rate = 0.0
-false_alarm_rate = 0.0
-collusion = 0.0
-bounty_share = 0.5
-sampling_rate = 0.05
-
-[stake]
-slash = 20.0
-total = 1000.0
-capital_cost = 0.05
-throughput = 100.0
-settlement_latency = 60.0
-"""
+VALID = audit_scenario("loader-test", "a scenario written for the loader tests")
 
 
 def sub(text: str, old: str, new: str) -> str:

@@ -464,12 +464,7 @@ class AuditSolution(Provenance):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "game": self.game,
-            "scenario": self.scenario.name,
-            "scenario_path": self.scenario.path,
-            "scenario_sha256": self.scenario.sha256,
-            "toolkit_version": self.toolkit_version,
-            "method": self.method,
+            **self.provenance(),
             "deterrence_sampling_rate": jsonable(self.deterrence_sampling_rate) if self.deterrable else None,
             "deterrence_sampling_rate_unbounded": jsonable(self.deterrence_sampling_rate),
             "minimum_slash": jsonable(self.minimum_slash),
@@ -675,6 +670,11 @@ def solve(scenario: AuditScenario, tol: float = 1e-9) -> AuditSolution:
         method="closed forms (sympy-derived, numpy-evaluated); equilibria by exact enumeration "
                "of the (1+J)×2 inspection game; leadership by strong Stackelberg commitment",
     )
+
+
+def derived_cases(scenario: AuditScenario) -> tuple[list, dict[str, dict[str, float]]]:
+    """(substitutions, numeric values) per deviation for ``derive``."""
+    return substitutions(scenario), derived_values(scenario)
 
 
 def derived_values(scenario: AuditScenario) -> dict[str, dict[str, float]]:

@@ -729,10 +729,8 @@ class ConsensusSolution(Provenance):
         return next(d for d in self.deviations if d.name == self.binding_deviation).symmetric_equilibria
 
     def to_dict(self) -> dict[str, Any]:
-        s = self.scenario
         return jsonable({
-            "game": self.game, "scenario": s.name, "scenario_path": s.path, "scenario_sha256": s.sha256,
-            "toolkit_version": self.toolkit_version, "method": self.method,
+            **self.provenance(),
             "quorum": self.quorum,
             "minimum_slash": self.minimum_slash,
             "binding_deviation": self.binding_deviation,
@@ -953,9 +951,14 @@ def derivation() -> tuple[Any, ...]:
     )
 
 
-def derived_values(scenario: ConsensusScenario) -> dict[str, dict[str, float]]:
-    """Every derived quantity at the scenario, per deviation, from the numeric solution."""
+def derived_cases(scenario: ConsensusScenario) -> tuple[list, dict[str, dict[str, float]]]:
+    """(substitutions, numeric values) per deviation for ``derive``, from one solve."""
     sol = solve(scenario)
+    return substitutions(scenario, sol), derived_values(scenario, sol)
+
+
+def derived_values(scenario: ConsensusScenario, sol: ConsensusSolution) -> dict[str, dict[str, float]]:
+    """Every derived quantity at the scenario, per deviation, from the numeric solution."""
     return {d.name: {"guessing_probability": 1.0 / scenario.claim.options,
                      "false_slash_per_window": sol.false_slash_per_window,
                      "detection_per_window": d.detection_per_window,
@@ -964,8 +967,7 @@ def derived_values(scenario: ConsensusScenario) -> dict[str, dict[str, float]]:
             for d in sol.deviations}
 
 
-def substitutions(scenario: ConsensusScenario) -> list[tuple[str, dict[sp.Symbol, float]]]:
-    sol = solve(scenario)
+def substitutions(scenario: ConsensusScenario, sol: ConsensusSolution) -> list[tuple[str, dict[sp.Symbol, float]]]:
     s = _syms()
     sc = scenario
     base = {s["m"]: sc.claim.options, s["k"]: 1, s["W"]: sc.slashing.window,
