@@ -18,6 +18,9 @@ Schema (``schema_version`` 1)::
                          {detection_per_task, expected_payoff}, mixed_equilibrium
                   consensus: agreement {honest, <deviation>...}, false_slash_per_window,
                          detection_per_window.<name>, committee_outcome
+    environment:  every scenario value in force (the scenario file's tables with defaults
+                  filled in): what a network needs to realise the modelled world (costs,
+                  divergences, error rates, latencies) without reading the scenario file
 """
 
 from __future__ import annotations
@@ -108,6 +111,7 @@ def export(scenario: Scenario) -> dict[str, Any]:
             "constraints": [m.to_dict() for m in solution.margins],
         },
         "predictions": _predictions(solution),
+        "environment": scenario.replace({}).raw(),
     })
 
 
