@@ -6,15 +6,18 @@ safe and worth doing, at the least cost to the network. Symbols are those of
 :mod:`mira_theory.games.audit`: e = 1 − rⁿ, ρ_j = e·δ_j(1 − β) (detection per audit),
 φ = e·α (false slash per audit), gap_j = e·(δ_j(1 − β) − α), Y = seconds per year.
 
-Status and limitation (work in progress for issue 4, not yet wired into the CLI)
----------------------------------------------------------------------------------
-The design enforces IC, participation, the stake-exhaustion bound S ≥ S* and the bounds
-below. It does *not* yet enforce the exact episode check of :func:`audit.episode_margin`
-(E[min(S, L·K)] ≥ the episode's gain, slashes capped at S). Where IC binds that check needs
-S ≥ L·(round(λT) + 1), far above S*, so designs of the shipped models fail their
-``episode[...]`` margins (``DesignResult`` lists them in its notes). A sufficient GP-compatible
-constraint is the monomial S ≥ (L + R)·(round(λT) + 1); the exact one is a signomial for the
-condensation machinery below. Until one of them is added, ``export --design`` is not offered.
+The exact episode check
+-----------------------
+Besides S ≥ S* (a necessary bound) the design enforces the exact episode check of
+:func:`audit.episode_margin`: E[min(S, L·K)] ≥ the episode's expected gain, with K = 1 +
+Binomial(m, d_j) slashes drawn in an episode and all of them capped by S. Its gain equals
+S*_j, so the check reads E[min(S, L·K)] ≥ S*_j, and since E[min(S, L·K)] ≤ S it implies
+S ≥ S*_j. It is not a posynomial constraint; it enters by an outer loop: the GP's stake
+constraint is S ≥ μ_j·S*_j, and after each solve μ_j is set to (the least S that passes
+the exact check, found by bisection as the check is nondecreasing in S) / S*_j at the
+design, a fixed-point iteration, until μ settles and the design passes (at most 30 rounds; the result says how many ran and the final μ). The outer
+loop is exact in what it certifies (the final design is re-checked) and a heuristic in what
+it optimises: the stake it adds costs only through the capital-cost term of participation.
 
 Objective: the network's cost per task
 --------------------------------------
@@ -103,6 +106,7 @@ by :func:`mira_theory.games.audit.solve` on ``scenario.replace({...designed valu
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -128,6 +132,7 @@ _TIGHTEN = 1e-6  # constraints are imposed with this relative slack, so solver r
 _PENALTY = 100.0  # exponent of the condensation slack in the objective
 _MAX_ITER = 60
 _BIG = 1e12  # a designed L or S beyond this (or q below 1/_BIG) is reported as unbounded
+_EPISODE_ROUNDS = 30
 
 
 # --------------------------------------------------------------------------------------
@@ -265,6 +270,7 @@ class _Options:
     L_max: float
     stake_bound: str
     remedy_per_audit: float
+    episode_factor: tuple[float, ...] = ()  # μ_j ≥ 1 per deviation: the stake constraint is S ≥ μ_j·S*_j
 
 
 class _Model:
@@ -285,6 +291,7 @@ class _Model:
         self.ic_type = int(np.argmax(types.cost_honest))  # first on ties
         self.part_types = _upper_envelope(types.cost_honest, types.capital_per_stake)
         self.stake_types = _pareto(types.cost_honest, types.throughput)
+        self.mu = np.array(opts.episode_factor or (1.0,) * len(self.devs), dtype=float)
 
     # fixed values ---------------------------------------------------------------
     def fixed(self, name: str) -> float | None:
@@ -335,10 +342,11 @@ class _Model:
             return [(dc, (0, 0, 0, 0)), (phi, (1, 1, 0, 0))]
         if not exact:
             dc = max(dc, 0.0)
-        terms: Terms = [(dc / rho, (-1, 0, 0, 0)), (lamT * dc, (0, 0, 0, 0)), (phi / rho, (0, 1, 0, 0)),
-                        (lamT * phi, (1, 1, 0, 0)), (-1.0, (0, 0, 0, 1))]
+        mu = float(self.mu[j])
+        terms: Terms = [(mu * dc / rho, (-1, 0, 0, 0)), (mu * lamT * dc, (0, 0, 0, 0)),
+                        (mu * phi / rho, (0, 1, 0, 0)), (mu * lamT * phi, (1, 1, 0, 0)), (-1.0, (0, 0, 0, 1))]
         if exact:
-            terms += [(-1.0, (0, 0, 1, 0)), (-lamT * rho, (1, 0, 1, 0))]
+            terms += [(-mu, (0, 0, 1, 0)), (-mu * lamT * rho, (1, 0, 1, 0))]
         return terms
 
     def bound_terms(self) -> list[tuple[str, Terms]]:
@@ -413,14 +421,44 @@ class _Model:
         t = self.types
         dc = t.cost_honest[idx] - self.cj[j]
         lamT = t.throughput[idx] * self.T
-        rho, phi, u = float(self.rho[j]), self.phi, L + R
+        rho, phi, u, mu = float(self.rho[j]), self.phi, L + R, float(self.mu[j])
         with np.errstate(divide="ignore", invalid="ignore"):
             if rho <= 0 or q <= 0:
                 return np.where(dc + q * phi * u > 0, math.inf, 0.0)
             if exact:
                 net = dc - q * rho * R + q * phi * u
-                return np.where(net > 0, (1.0 / (q * rho) + lamT) * net, 0.0)
-            return (1.0 / (q * rho) + lamT) * (np.maximum(dc, 0.0) + q * phi * u)
+                return mu * np.where(net > 0, (1.0 / (q * rho) + lamT) * net, 0.0)
+            return mu * (1.0 / (q * rho) + lamT) * (np.maximum(dc, 0.0) + q * phi * u)
+
+    def episode_stake(self, j: int, i: int, q: float, L: float, R: float) -> float:
+        """The least S for which type i's 'deviation j' episode loses in expectation, exactly
+        (:func:`audit.episode_margin` ≥ 0, slashes capped at S); bisection, as the margin is
+        nondecreasing in S. ∞ when no stake suffices (IC fails: with S ≥ L·(m + 1) no slash
+        is capped and the episode check is IC times (1 + m·d))."""
+        t = self.types
+        args = audit.arguments(self.sc, self.devs[j])
+        args.update(sampling_rate=q, slash=L, reward=R, total_stake=0.0, cost_honest=float(t.cost_honest[i]),
+                    throughput=float(t.throughput[i]), capital_cost=float(t.capital_cost[i]))
+
+        def margin(S: float) -> float:
+            return audit.episode_margin({**args, "total_stake": S})
+
+        if margin(0.0) >= 0:
+            return 0.0
+        m = int(round(float(t.throughput[i]) * self.T))
+        hi = max(L * (m + 1), 1e-12)
+        if margin(hi) < 0:
+            return math.inf
+        lo = 0.0
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if margin(mid) >= 0:
+                hi = mid
+            else:
+                lo = mid
+            if hi - lo <= 1e-10 * hi:
+                break
+        return hi
 
 
 # --------------------------------------------------------------------------------------
@@ -717,6 +755,14 @@ def _margins(model: _Model, params: Mapping[str, float], solve: bool) -> tuple[l
         sm = cf["stake_margin"]
         i = int(np.argmin(sm))
         per_type[f"stake[{d.name}]"] = (float(sm[i]), i, 0.0, max(S, 1e-12))
+        episode = []
+        for k in model.stake_types:  # the episode check is nondecreasing in c_h and λ: the Pareto front
+            a = audit.arguments(design_sc, d)
+            a.update(cost_honest=float(t.cost_honest[k]), throughput=float(t.throughput[k]),
+                     capital_cost=float(t.capital_cost[k]))
+            episode.append((audit.episode_margin(a), int(k)))
+        em, k = min(episode)
+        per_type[f"episode[{d.name}]"] = (float(em), k, 0.0, max(S, 1e-12))
         if j == 0:
             pm = cf["participation_margin"]
             i = int(np.argmin(pm))
@@ -724,7 +770,8 @@ def _margins(model: _Model, params: Mapping[str, float], solve: bool) -> tuple[l
     solved: dict[int, audit.AuditSolution] = {}
     equations = {"ic": "q·e·(δ_j(1−β) − α)·(L+R) − (c_h − c_j)  ≥  safety_margin·(c_h − c_j)",
                  "stake": "S − (1/d_j + λT)·(c_h − c_j − d_j·R + f·(L+R))⁺",
-                 "participation": "U_h − capital_cost·S/(λ·year)"}
+                 "participation": "U_h − capital_cost·S/(λ·year)",
+                 "episode": "E[min(S, L·K)] − (1/d_j + m)·(c_h − c_j − d_j·R + f·(L+R)), K = 1 + Bin(m, d_j)"}
     for name, (margin, i, required, scale) in per_type.items():
         kind = name.split("[")[0]
         by = "audit.closed_form (all types)"
@@ -751,12 +798,6 @@ def _margins(model: _Model, params: Mapping[str, float], solve: bool) -> tuple[l
     if "slash" in o.free and math.isfinite(o.L_max):
         out.append(DesignConstraint("slash ≤ L_max", "bound", o.L_max - L, 0.0, L <= o.L_max * (1 + 1e-12),
                                     o.L_max - L <= 1e-5 * max(o.L_max, 1e-12), "", "L_max − L", "design"))
-    if solve:
-        own = solved.get(0) if t.from_scenario else audit.solve(design_sc)
-        for mm in (own or audit.solve(design_sc)).margins:
-            if mm.name.startswith("episode[") and not mm.holds:
-                notes.append(f"{mm.name} (exact episode check with the slashes capped at S; not a design "
-                             f"constraint) fails at the scenario's provider: margin {mm.value:.6g}")
     return out, notes
 
 
@@ -1125,6 +1166,38 @@ def design(scenario: AuditScenario, *, free: Sequence[str] = VARIABLES, safety_m
         return result("optimal", params=p, objective=p["reward"], form=form)
 
     outcome = _optimize(model)
+    episode_rounds = 0
+    best: tuple[_Model, _Outcome] | None = None
+    while outcome.status == "optimal" and episode_rounds < _EPISODE_ROUNDS:
+        # the exact episode check (slashes capped at S) as an outer loop: S ≥ μ_j·S*_j, with μ_j
+        # the ratio (least S passing the exact check)/S*_j at the current design: a fixed point
+        q, L, S, R = model.point(outcome.x)
+        mu = model.mu.copy()
+        passes = True
+        for j in range(len(model.devs)):
+            ratio = 0.0
+            for i in model.stake_types:
+                star = float(model.stake_need(j, np.array([i]), q, L, R, exact=True)[0]) / model.mu[j]
+                if star <= 0 or not math.isfinite(star):
+                    continue
+                need = model.episode_stake(j, int(i), q, L, R)
+                passes = passes and need <= S * (1 + 1e-9)
+                ratio = max(ratio, need / star * (1 + 1e-7))
+            mu[j] = max(1.0, ratio)  # S ≥ S*_j stays a constraint of its own
+        if passes and (best is None or outcome.objective < best[1].objective):
+            best = (model, outcome)
+        if passes and np.allclose(mu, model.mu, rtol=1e-6, atol=0):
+            break
+        episode_rounds += 1
+        opts = dataclasses.replace(opts, episode_factor=tuple(float(v) for v in mu))
+        model = _Model(scenario, types, opts)
+        outcome = _optimize(model)
+    else:
+        if best is not None:  # μ did not settle: the cheapest design that passed
+            model, outcome = best
+    if episode_rounds:
+        formulation += (f"; the exact episode check by {episode_rounds} outer round(s) raising the stake bound "
+                        f"to S ≥ μ_j·S*_j (μ = {', '.join(f'{v:.6g}' for v in model.mu)})")
     if outcome.status == "impossible":
         fixed = ", ".join(f"{SYMBOLS[k]} = {model.values[k]:g}" for k in VARIABLES if k not in free_set)
         names = ", ".join(dict.fromkeys(c.name for c in outcome.impossible))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy import optimize
+from scipy import optimize, stats
 
 from mira_theory import design as D
 from mira_theory.design import design
@@ -335,13 +335,23 @@ def test_binding_types_by_hand(pos):
     assert res.status == "optimal" and res.verified, str(res)
     kinds = {c.name: c for c in res.constraints}
     assert kinds["ic[cheat]"].binding and kinds["ic[cheat]"].binding_type == "costly"
-    assert kinds["stake[cheat]"].binding and kinds["stake[cheat]"].binding_type == "fast"
+    # the exact episode check (slashes capped at S) binds, above S* (slack): for 'fast' (checked by
+    # hand below) and for 'costly' too, whose m = round(λT) = 0 makes its episode check IC itself
+    assert kinds["episode[cheat]"].binding
+    assert kinds["stake[cheat]"].holds and not kinds["stake[cheat]"].binding
     assert kinds["participation"].binding_type == "costly"
-    assert res.binding_types["stake[cheat]"] == "fast"
     assert res.pruned["stake"] == 2 and res.pruned["participation"] == 1  # 'small' pruned
-    # by hand: S = S_max binds, so q solves S_max = (1/q + 600)·(0.35 − q·R) with R = 1
-    R, dc, lamT = 1.0, 0.35, 6000.0
-    q = optimize.brentq(lambda q: (1 / q + lamT) * (dc - q * R) - 5000.0, 1e-6, 0.3)
+    # by hand: S = S_max, IC of 'costly' binds: L + R = 0.4/q; the fast type's episode of
+    # K = 1 + Binomial(m, q) slashes, m = 6000, loses E[min(S, L·K)] (summed term by term here)
+    # against its gain (1/q + m)·(0.35 − q·R), R = 1
+    R, dc, m, S = 1.0, 0.35, 6000, 5000.0
+    ks = np.arange(0, m + 1)
+
+    def episode(q):
+        L = 0.4 / q - R
+        return float(np.sum(stats.binom.pmf(ks, m, q) * np.minimum(S, L * (ks + 1)))) - (1 / q + m) * (dc - q * R)
+
+    q = optimize.brentq(episode, 1e-5, 0.05, xtol=1e-14)
     assert res.parameters["sampling_rate"] == pytest.approx(q, rel=1e-5)
     # every type's margins hold (closed forms), and the design equals that for the Pareto types only
     fewer = design(sc, free=("sampling_rate", "slash", "total_stake"), S_max=5000.0, provider_types=types[:2])
