@@ -1,0 +1,899 @@
+r"""Predictions for adaptive providers: evolutionary, bounded-rational and learning dynamics.
+
+Model
+-----
+A bimatrix game (A, B): the row player (provider) has m strategies, the column player
+(verifier) k; x ∈ Δ_m and y ∈ Δ_k are mixed strategies (population shares). The provider's
+expected payoff vector is u(y) = A·y, the verifier's v(x) = Bᵀ·x. In the audit game
+``A, B, rows = audit.bimatrix(scenario)`` (rows honest + deviations, columns audit /
+no-audit), and a verifier that audits at a fixed sampling rate q plays y = (q, 1 − q), so
+
+    u(q) = A·(q, 1 − q) = (U_h(q), U_1(q), …, U_J(q))
+
+with U_h, U_j the closed forms of :mod:`mira_theory.games.audit` (linear in q; built here by
+:func:`provider_payoffs` from ``audit.closed_form``, never re-derived). σ(z)_i = e^{z_i}/Σ_l e^{z_l}
+is the softmax.
+
+1. Replicator dynamics (Taylor & Jonker 1978; Hofbauer & Sigmund 1998, "Evolutionary Games
+   and Population Dynamics", ch. 7 and 10).
+   Against a fixed q (one population):   ẋ_i = x_i·(u_i − x·u),
+   whose solution is x(t) = σ(log x(0) + t·u): the share of every strategy but the best
+   decays exponentially, at rate u_best − u_i.
+   Provider against verifier (two populations):
+       ẋ_i = x_i·((A y)_i − xᵀA y),      ẏ_l = y_l·((Bᵀx)_l − xᵀB y).
+   Rest points are the profiles at which every strategy in use earns the same; with equal
+   support sizes |supp x| = |supp y| (the generic case) they solve the indifference
+   equations on the supports (:func:`rest_points`). The Nash equilibria are the rest points
+   where no unused strategy earns more. An interior rest point of an inspection game is a
+   centre: orbits cycle around it and do not converge, but their time averages converge to
+   it (Hofbauer & Sigmund 1998, Thm 7.6.4 for two-population games with an interior rest
+   point); :func:`replicator` integrates in log-shares z = log x (ż_i = u_i − σ(z)·u), so
+   shares stay positive and normalised over long horizons.
+
+2. Logit quantal response equilibrium (McKelvey & Palfrey 1995, "Quantal response
+   equilibria for normal form games"). With precision λ ≥ 0 (in 1/payoff units):
+       x = σ(λ·A y),      y = σ(λ·Bᵀx).
+   At λ = 0 both are uniform; the principal branch starting there converges, as λ → ∞, to
+   a Nash equilibrium (the limiting logit equilibrium). :func:`logit_qre` follows it by
+   continuation in λ (Euler predictor, Newton corrector on the log-probabilities with the
+   analytic Jacobian, adaptive step); :func:`qre_branch` tabulates it. Against a fixed q the
+   provider's logit response is closed form: x = σ(λ·u(q)) (:func:`logit_response`).
+
+3. Learning rules (their expected, "mean-field", dynamics).
+   Hedge / exponential weights with learning rate η (Freund & Schapire 1997):
+       x_{t+1,i} ∝ x_{t,i}·exp(η·û_{t,i}),
+   where û_t is the payoff feedback of round t. With full information of the expected
+   payoff vector (û_t = u(y_t)) the dynamics is deterministic; against a fixed q it is
+   x_t = σ(log x_0 + η·t·u(q)): exactly the replicator at time η·t, and (from uniform x_0)
+   exactly the logit response with precision λ = η·t. As t → ∞ it converges to the best
+   response (split among tied best responses in proportion to x_0). As η → 0 with η·t fixed,
+   the two-population Hedge dynamics is the two-population replicator.
+   Realised feedback (:func:`simulate_hedge`, a Monte Carlo): "full" — after each task the
+   provider learns whether it was audited and the expected payoff of every strategy given
+   that (û_t = A[:, column_t]); its exact expectation over the audit draws is the binomial
+   mixture E[x_t] = Σ_k Bin(k; t, q)·σ(log x_0 + η(k·A[:,0] + (t − k)·A[:,1]))
+   (:func:`hedge_full_information_mean`); "bandit" — the provider only sees the realised payoff
+   r_t of the strategy i_t it played (slashed L + R when an audit flags it) and uses the
+   importance-weighted estimate û_{t,i} = b + 1{i = i_t}·(r_t − b)/x_{t,i} (Exp3, Auer et al.
+   2002; unbiased for any baseline b; the default b = max payoff makes every update a loss).
+   Both have mean E[û_t] = u, so the mean-field path is their first-order prediction; the
+   error is O(η²·t·Var û) (Jensen), small when η·(payoff range) ≪ 1.
+   Regret matching (Hart & Mas-Colell 2000, unconditional form): cumulative regrets
+   R_{t,i} = Σ_{s≤t} (û_{s,i} − û_{s,a_s}); play x_{t+1} = R_t⁺/ΣR_t⁺ (uniform when no
+   regret is positive). Its mean-field replaces the increment by its expectation
+   u(y_t) − x_t·u(y_t). The empirical distribution of play converges to the set of coarse
+   correlated equilibria (Hannan set); against a fixed q that set is the best responses,
+   so the provider's (time-averaged) play converges to the best response. The conditional
+   variant, whose play converges to the correlated equilibria, is not implemented.
+
+4. Threshold prediction (:func:`threshold_prediction`): the long-run honest share against a
+   sampling rate q swept around the deterrence rate q* — a step at q* for best response
+   (and for Hedge as t → ∞), the sigmoid σ(λ·u(q))_honest for logit providers, and
+   σ(log x_0 + η·t·u(q))_honest after t rounds of Hedge. :func:`resolvable_interval` gives the
+   band of q around q* in which a run cannot tell which side of q* it is on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import integrate, optimize, special, stats
+
+from mira_theory.results import jsonable
+
+RULES = ("hedge", "regret-matching", "replicator")
+
+# --------------------------------------------------------------------------------------
+# Payoffs of the audit game (from audit.py, never re-derived)
+# --------------------------------------------------------------------------------------
+
+
+def softmax(z: Any) -> np.ndarray:
+    """σ(z) along the last axis, overflow-safe (scipy.special.softmax)."""
+    return special.softmax(np.asarray(z, float), axis=-1)
+
+
+def strategies(scenario: Any) -> tuple[str, ...]:
+    """The provider's strategies of an audit scenario: honest, then the deviations."""
+    return ("honest", *(d.name for d in scenario.deviations))
+
+
+def provider_payoffs(scenario: Any, sampling_rate: Any = None) -> np.ndarray:
+    """u(q): the provider's expected payoff per task of each strategy at sampling rate(s) q.
+
+    Shape ``np.shape(q) + (1 + J,)``, columns in :func:`strategies` order; values are
+    ``payoff_honest`` and ``payoff_deviation`` of ``audit.closed_form`` (vectorized over q).
+    ``sampling_rate=None`` uses the rate in force.
+    """
+    from mira_theory.games import audit
+
+    q = scenario.audit.sampling_rate if sampling_rate is None else sampling_rate
+    q = np.asarray(q, float)
+    cols = []
+    for i, dev in enumerate(scenario.deviations):
+        cf = audit.closed_form(**{**audit.arguments(scenario, dev), "sampling_rate": q})
+        if i == 0:
+            cols.append(np.broadcast_to(cf["payoff_honest"], q.shape))
+        cols.append(np.broadcast_to(cf["payoff_deviation"], q.shape))
+    return np.stack(cols, axis=-1)
+
+
+def detection_per_audit(scenario: Any) -> np.ndarray:
+    """Probability that one audit flags each strategy: (e·α, e·δ_1(1 − β), …) from closed_form."""
+    from mira_theory.games import audit
+
+    out = []
+    for i, dev in enumerate(scenario.deviations):
+        cf = audit.closed_form(**{**audit.arguments(scenario, dev), "sampling_rate": 1.0})
+        if i == 0:
+            out.append(float(cf["false_slash_per_task"]))
+        out.append(float(cf["detection_per_task"]))
+    return np.array(out)
+
+
+def audit_feedback(scenario: Any) -> dict[str, Any]:
+    """What a provider's realised payoff per task depends on, for Monte Carlo learners.
+
+    ``flag_probability``: :func:`detection_per_audit`; ``slash_cost`` = L + R (a flagged task
+    is slashed L and forfeits R, per the audit model). With these, E[realised payoff | strategy
+    i, audited] = A[i, 1] − flag_i·(L + R) = A[i, 0] of ``audit.bimatrix`` (tested).
+    """
+    return {"flag_probability": detection_per_audit(scenario),
+            "slash_cost": float(scenario.stake.slash + scenario.task.reward)}
+
+
+def _payoff_vector(payoffs: Any, sampling_rate: float | None) -> np.ndarray:
+    """u from a payoff vector, or A·(q, 1 − q) from a two-column matrix A at ``sampling_rate``."""
+    u = np.asarray(payoffs, float)
+    if u.ndim == 2:
+        if sampling_rate is None or u.shape[1] != 2:
+            raise ValueError("a payoff matrix needs a sampling_rate and two columns (audit, no-audit)")
+        u = u @ np.array([sampling_rate, 1.0 - sampling_rate])
+    if u.ndim != 1:
+        raise ValueError(f"expected a payoff vector, got shape {u.shape}")
+    return u
+
+
+def _initial(initial: Any, m: int) -> np.ndarray:
+    if initial is None:
+        return np.full(m, 1.0 / m)
+    x = np.asarray(initial, float)
+    if x.shape != (m,) or np.any(x < 0) or not math.isclose(x.sum(), 1.0, rel_tol=1e-9):
+        raise ValueError(f"initial shares must be {m} nonnegative numbers summing to 1, got {initial!r}")
+    return x / x.sum()
+
+
+def _names(names: Sequence[str] | None, m: int, prefix: str) -> list[str]:
+    if names is None:
+        return [f"{prefix}{i}" for i in range(m)]
+    if len(names) != m:
+        raise ValueError(f"expected {m} strategy names, got {len(names)}")
+    return list(names)
+
+
+def _log(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(x)
+
+
+# --------------------------------------------------------------------------------------
+# 1. Replicator dynamics
+# --------------------------------------------------------------------------------------
+
+
+def replicator_field(x: Any, u: Any) -> np.ndarray:
+    """ẋ_i = x_i·(u_i − x·u): the one-population replicator against a fixed payoff vector u."""
+    x, u = np.asarray(x, float), np.asarray(u, float)
+    return x * (u - x @ u)
+
+
+def replicator_field_two(x: Any, y: Any, A: Any, B: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(ẋ, ẏ) of the two-population replicator: ẋ_i = x_i((Ay)_i − xᵀAy), ẏ_l = y_l((Bᵀx)_l − xᵀBy)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    A, B = np.asarray(A, float), np.asarray(B, float)
+    u, v = A @ y, B.T @ x
+    return x * (u - x @ u), y * (v - y @ v)
+
+
+def replicator(payoffs: Any, initial: Any = None, t_max: float = 100.0, points: int = 201,
+               sampling_rate: float | None = None, names: Sequence[str] | None = None,
+               verifier_names: Sequence[str] = ("audit", "no-audit"),
+               rtol: float = 1e-9, atol: float = 1e-11) -> pd.DataFrame:
+    """Integrate the replicator dynamics (scipy ``solve_ivp``, DOP853) and tabulate the path.
+
+    ``payoffs`` is a payoff vector u (one population against a fixed opponent), a two-column
+    matrix A with ``sampling_rate`` q (u = A·(q, 1 − q)), or a pair (A, B) (two populations;
+    then ``initial`` is a pair (x_0, y_0)). Returns a DataFrame with column ``time`` and one
+    column of shares per strategy (verifier columns prefixed ``verifier:``).
+    Integrates ż = u(y) − σ(z)·u(y) in log-shares z = log x (the replicator written for z).
+    """
+    times = np.linspace(0.0, t_max, points)
+    if _is_pair(payoffs):
+        A, B = (np.asarray(p, float) for p in payoffs)
+        m, k = A.shape
+        x0, y0 = (None, None) if initial is None else initial
+        z0 = np.concatenate([_log(_initial(x0, m)), _log(_initial(y0, k))])
+
+        def field(z):
+            x, y = softmax(z[:m]), softmax(z[m:])
+            u, v = A @ y, B.T @ x
+            return np.concatenate([u - x @ u, v - y @ v])
+
+        labels = [*_names(names, m, "s"), *(f"verifier:{n}" for n in _names(verifier_names, k, "v"))]
+        splits = [m]
+    else:
+        u = _payoff_vector(payoffs, sampling_rate)
+        m = len(u)
+        z0 = _log(_initial(initial, m))
+
+        def field(z):
+            x = softmax(z)
+            return u - x @ u
+
+        labels = _names(names, m, "s")
+        splits = []
+    # strategies absent at t = 0 stay absent: integrate the others, keep −∞ for them
+    live = np.isfinite(z0)
+
+    def rhs(_t, zl):
+        full = np.where(live, 0.0, -np.inf)
+        full[live] = zl
+        return field(full)[live]
+
+    sol = integrate.solve_ivp(rhs, (0.0, t_max), z0[live], method="DOP853", t_eval=times,
+                              rtol=rtol, atol=atol)
+    _check(sol)
+    z = np.full((len(z0), len(sol.t)), -np.inf)
+    z[live] = sol.y
+    shares = np.concatenate([softmax(part.T) for part in np.split(z, splits)], axis=1)
+    return pd.DataFrame({"time": sol.t, **{n: shares[:, i] for i, n in enumerate(labels)}})
+
+
+def _is_pair(payoffs: Any) -> bool:
+    """(A, B): two payoff matrices (two learning populations), not a payoff vector."""
+    return (isinstance(payoffs, tuple | list) and len(payoffs) == 2
+            and all(np.ndim(p) == 2 for p in payoffs))
+
+
+def _check(sol: Any) -> None:
+    if not sol.success:
+        raise RuntimeError(f"replicator integration failed: {sol.message}")
+
+
+def replicator_exact(u: Any, initial: Any, times: Any) -> np.ndarray:
+    """Closed-form solution of ẋ_i = x_i(u_i − x·u) for constant u: x(t) = σ(log x_0 + t·u)."""
+    u = np.asarray(u, float)
+    x0 = _initial(initial, len(u))
+    t = np.asarray(times, float)[..., None]
+    return softmax(_log(x0) + t * u)
+
+
+@dataclass(frozen=True)
+class RestPoint:
+    """A rest point of the replicator dynamics, with its linear stability."""
+
+    provider: tuple[float, ...]
+    verifier: tuple[float, ...] | None  # None for one population against a fixed opponent
+    nash: bool  # no unused strategy earns more (a Nash equilibrium / best response)
+    eigenvalues: tuple[complex, ...]  # of the Jacobian restricted to the simplex (product)
+    stability: str  # "asymptotically stable" | "unstable" | "neutral (centre or degenerate)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"provider": jsonable(self.provider), "verifier": jsonable(self.verifier),
+                "nash": self.nash, "stability": self.stability,
+                "eigenvalues": [[jsonable(float(e.real)), jsonable(float(e.imag))] for e in self.eigenvalues]}
+
+
+def _tangent_basis(n: int) -> np.ndarray:
+    """Orthonormal basis (n × (n − 1)) of {d ∈ ℝⁿ: Σ d = 0}."""
+    q, _ = np.linalg.qr(np.eye(n) - 1.0 / n)
+    return q[:, : n - 1]
+
+
+def _classify(eig: np.ndarray, scale: float, tol: float = 1e-9) -> str:
+    if eig.size == 0:
+        return "asymptotically stable"
+    top = float(np.max(eig.real))
+    if top < -tol * scale:
+        return "asymptotically stable"
+    if top > tol * scale:
+        return "unstable"
+    return "neutral (centre or degenerate)"
+
+
+def replicator_jacobian(x: Any, y: Any, A: Any, B: Any) -> np.ndarray:
+    """Jacobian of the two-population replicator field at (x, y), in ℝ^{m+k} coordinates."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    A, B = np.asarray(A, float), np.asarray(B, float)
+    m, k = A.shape
+    u, v = A @ y, B.T @ x
+    J = np.zeros((m + k, m + k))
+    J[:m, :m] = np.diag(u - x @ u) - np.outer(x, u)
+    J[:m, m:] = x[:, None] * (A - x @ A)
+    J[m:, m:] = np.diag(v - y @ v) - np.outer(y, v)
+    J[m:, :m] = y[:, None] * (B.T - y @ B.T)
+    return J
+
+
+def rest_points(payoffs: Any, sampling_rate: float | None = None, tol: float = 1e-9) -> tuple[RestPoint, ...]:
+    """The rest points of the replicator dynamics, with stability and whether each is Nash.
+
+    One population (``payoffs`` a vector u, or a two-column A with ``sampling_rate``): the
+    vertices e_i (stable iff u_i is the unique maximum; eigenvalues u_l − u_i, l ≠ i); faces
+    of tied strategies are continua of rest points and are represented by their vertices.
+    Two populations (``payoffs`` = (A, B)): for every pair of supports I, J with |I| = |J|,
+    the profile with x on I making the verifier's strategies in J indifferent and y on J
+    making the provider's strategies in I indifferent, kept when strictly positive on its
+    supports (the generic, nondegenerate case: a degenerate game has continua not listed).
+    """
+    if _is_pair(payoffs):
+        return _rest_points_two(*(np.asarray(p, float) for p in payoffs), tol)
+    u = _payoff_vector(payoffs, sampling_rate)
+    m = len(u)
+    scale = max(1.0, float(np.abs(u).max()))
+    out = []
+    for i in range(m):
+        x = np.zeros(m)
+        x[i] = 1.0
+        eig = np.delete(u - u[i], i).astype(complex)
+        out.append(RestPoint(tuple(map(float, x)), None, bool(u[i] >= u.max() - tol * scale), tuple(map(complex, eig)),
+                             _classify(eig, scale, tol)))
+    return tuple(out)
+
+
+def _indifferent(M: np.ndarray, tol: float) -> np.ndarray | None:
+    """The p ∈ Δ with M·p constant (rows of M are the opponent's payoffs), or None."""
+    s = M.shape[1]
+    lhs = np.zeros((M.shape[0] + 1, s + 1))
+    lhs[:-1, :s] = M
+    lhs[:-1, s] = -1.0
+    lhs[-1, :s] = 1.0
+    rhs = np.zeros(M.shape[0] + 1)
+    rhs[-1] = 1.0
+    try:
+        sol = np.linalg.solve(lhs, rhs)
+    except np.linalg.LinAlgError:
+        return None
+    p = sol[:s]
+    return p if np.all(p > tol) else None
+
+
+def _rest_points_two(A: np.ndarray, B: np.ndarray, tol: float) -> tuple[RestPoint, ...]:
+    m, k = A.shape
+    scale = max(1.0, float(np.abs(A).max()), float(np.abs(B).max()))
+    basis = np.zeros((m + k, m + k - 2))
+    basis[:m, : m - 1] = _tangent_basis(m)
+    basis[m:, m - 1:] = _tangent_basis(k)
+    out = []
+    for s in range(1, min(m, k) + 1):
+        for rows_ in combinations(range(m), s):
+            for cols_ in combinations(range(k), s):
+                yJ = _indifferent(A[np.ix_(rows_, cols_)], tol)
+                xI = _indifferent(B[np.ix_(rows_, cols_)].T, tol)
+                if yJ is None or xI is None:
+                    continue
+                x, y = np.zeros(m), np.zeros(k)
+                x[list(rows_)], y[list(cols_)] = xI, yJ
+                u, v = A @ y, B.T @ x
+                nash = bool(u.max() <= x @ u + tol * scale and v.max() <= y @ v + tol * scale)
+                J = replicator_jacobian(x, y, A, B)
+                eig = np.linalg.eigvals(basis.T @ J @ basis)
+                out.append(RestPoint(tuple(map(float, x)), tuple(map(float, y)), nash, tuple(map(complex, eig)), _classify(eig, scale, tol)))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------
+# 2. Logit quantal response equilibrium
+# --------------------------------------------------------------------------------------
+
+
+def logit_response(payoffs: Any, precision: Any, sampling_rate: float | None = None) -> np.ndarray:
+    """The provider's logit choice against a fixed opponent: x = σ(λ·u) (closed form).
+
+    ``precision`` λ may be an array (result shape ``np.shape(λ) + (m,)``).
+    """
+    u = _payoff_vector(payoffs, sampling_rate)
+    lam = np.asarray(precision, float)[..., None]
+    return softmax(lam * u)
+
+
+@dataclass(frozen=True)
+class QRE:
+    """A logit quantal response equilibrium at precision λ."""
+
+    precision: float
+    provider: tuple[float, ...]
+    verifier: tuple[float, ...]
+    residual: float  # max |log x − log σ(λAy)|, |log y − log σ(λBᵀx)|
+    steps: int  # continuation steps taken from λ = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable({"precision": self.precision, "provider": self.provider,
+                         "verifier": self.verifier, "residual": self.residual, "steps": self.steps})
+
+
+def _qre_parts(z: np.ndarray, lam: float, A: np.ndarray, B: np.ndarray):
+    m = A.shape[0]
+    x, y = np.exp(z[:m]), np.exp(z[m:])
+    u, v = A @ y, B.T @ x
+    lx = lam * u - special.logsumexp(lam * u)
+    ly = lam * v - special.logsumexp(lam * v)
+    G = z - np.concatenate([lx, ly])
+    sx, sy = np.exp(lx), np.exp(ly)
+    J = np.eye(len(z))
+    J[:m, m:] -= lam * (A - sx @ A) * y[None, :]
+    J[m:, :m] -= lam * (B.T - sy @ B.T) * x[None, :]
+    G_lam = -np.concatenate([u - sx @ u, v - sy @ v])
+    return G, J, G_lam
+
+
+def qre_residual(A: Any, B: Any, provider: Any, verifier: Any, precision: float) -> float:
+    """max |x − σ(λAy)|, |y − σ(λBᵀx)|: zero exactly at a logit QRE."""
+    A, B = np.asarray(A, float), np.asarray(B, float)
+    x, y = np.asarray(provider, float), np.asarray(verifier, float)
+    return float(max(np.abs(x - softmax(precision * (A @ y))).max(),
+                     np.abs(y - softmax(precision * (B.T @ x))).max()))
+
+
+def _newton(z: np.ndarray, lam: float, A: np.ndarray, B: np.ndarray, tol: float = 1e-12,
+            iterations: int = 30) -> tuple[np.ndarray, bool, int]:
+    for it in range(iterations):
+        G, J, _ = _qre_parts(z, lam, A, B)
+        if not np.all(np.isfinite(G)):
+            return z, False, it
+        if np.abs(G).max() <= tol:
+            return z, True, it
+        try:
+            step = np.linalg.solve(J, G)
+        except np.linalg.LinAlgError:
+            return z, False, it
+        z = z - step
+    G, _, _ = _qre_parts(z, lam, A, B)
+    return z, bool(np.abs(G).max() <= tol * 100), iterations
+
+
+def _follow(A: np.ndarray, B: np.ndarray, targets: Sequence[float], first_step: float = 1e-3,
+            max_steps: int = 100_000) -> list[tuple[float, np.ndarray, int]]:
+    """Follow the principal branch from λ = 0 through the sorted ``targets``."""
+    m, k = A.shape
+    z = np.concatenate([np.full(m, -math.log(m)), np.full(k, -math.log(k))])
+    scale = max(1e-12, float(np.abs(A).max()), float(np.abs(B).max()))
+    lam, h, steps = 0.0, first_step / scale, 0
+    out = []
+    for target in targets:
+        while lam < target:
+            step = min(h, target - lam)
+            _, J, G_lam = _qre_parts(z, lam, A, B)
+            try:
+                dz = -np.linalg.solve(J, G_lam)  # Euler predictor: dz/dλ = −G_z⁻¹·G_λ
+            except np.linalg.LinAlgError:
+                dz = np.zeros_like(z)
+            new, ok, its = _newton(z + step * dz, lam + step, A, B)
+            steps += 1
+            if steps > max_steps:
+                raise RuntimeError(f"QRE continuation did not reach λ = {target:g} in {max_steps} steps")
+            if not ok or np.abs(new - z).max() > 2.0 + np.abs(step * dz).max():
+                h = step / 4.0
+                if h < 1e-14 * max(1.0, lam):
+                    raise RuntimeError(f"QRE continuation stalled at λ = {lam:.6g}: the branch "
+                                       "may turn back (a fold), which this λ-continuation cannot follow")
+                continue
+            z, lam = new, lam + step
+            h = step * (2.0 if its <= 3 else 1.0)
+        out.append((float(target), z.copy(), steps))
+    return out
+
+
+def _as_qre(A: np.ndarray, B: np.ndarray, lam: float, z: np.ndarray, steps: int) -> QRE:
+    m = A.shape[0]
+    x, y = softmax(z[:m]), softmax(z[m:])
+    return QRE(float(lam), tuple(map(float, x)), tuple(map(float, y)),
+               qre_residual(A, B, x, y, lam), steps)
+
+
+def logit_qre(A: Any, B: Any, precision: float) -> QRE:
+    """The logit QRE at precision λ on the principal branch (continuation from λ = 0)."""
+    A, B = np.asarray(A, float), np.asarray(B, float)
+    if precision < 0:
+        raise ValueError(f"precision λ must be ≥ 0, got {precision}")
+    (lam, z, steps), = _follow(A, B, [float(precision)])
+    return _as_qre(A, B, lam, z, steps)
+
+
+def qre_branch(A: Any, B: Any, precisions: Sequence[float], names: Sequence[str] | None = None,
+               verifier_names: Sequence[str] = ("audit", "no-audit")) -> pd.DataFrame:
+    """The principal logit-QRE branch at the given precisions: one row per λ (sorted).
+
+    Columns: ``precision``, the provider's shares, ``verifier:<name>`` shares, ``residual``.
+    """
+    A, B = np.asarray(A, float), np.asarray(B, float)
+    m, k = A.shape
+    lams = sorted(float(v) for v in precisions)
+    rows = []
+    pn, vn = _names(names, m, "s"), _names(verifier_names, k, "v")
+    for lam, z, _ in _follow(A, B, lams):
+        e = _as_qre(A, B, lam, z, 0)
+        rows.append({"precision": lam, **dict(zip(pn, e.provider)),
+                     **{f"verifier:{n}": p for n, p in zip(vn, e.verifier)}, "residual": e.residual})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------
+# 3. Learning rules: expected dynamics and Monte Carlo of the realised-payoff versions
+# --------------------------------------------------------------------------------------
+
+
+def hedge_path(u: Any, eta: float, rounds: int, initial: Any = None) -> np.ndarray:
+    """Mean-field Hedge against a fixed opponent: x_t = σ(log x_0 + η·t·u), t = 0..rounds."""
+    u = np.asarray(u, float)
+    x0 = _initial(initial, len(u))
+    t = np.arange(rounds + 1)[:, None]
+    return softmax(_log(x0) + eta * t * u)
+
+
+def hedge_path_two(A: Any, B: Any, eta: float, rounds: int, initial: Any = None,
+                   verifier_eta: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean-field Hedge for both players: x_{t+1} ∝ x_t e^{η·A y_t}, y_{t+1} ∝ y_t e^{η_v·Bᵀx_t}."""
+    A, B = np.asarray(A, float), np.asarray(B, float)
+    m, k = A.shape
+    x0, y0 = (None, None) if initial is None else initial
+    zx, zy = _log(_initial(x0, m)), _log(_initial(y0, k))
+    ev = eta if verifier_eta is None else verifier_eta
+    xs, ys = np.empty((rounds + 1, m)), np.empty((rounds + 1, k))
+    for t in range(rounds + 1):
+        x, y = softmax(zx), softmax(zy)
+        xs[t], ys[t] = x, y
+        zx = zx + eta * (A @ y)
+        zy = zy + ev * (B.T @ x)
+        zx, zy = zx - zx.max(), zy - zy.max()  # only differences matter
+    return xs, ys
+
+
+def _rm_strategy(R: np.ndarray) -> np.ndarray:
+    pos = np.maximum(R, 0.0)
+    s = pos.sum()
+    return pos / s if s > 0 else np.full(len(R), 1.0 / len(R))
+
+
+def regret_matching_path(u: Any, rounds: int, initial: Any = None) -> np.ndarray:
+    """Mean-field regret matching against a fixed opponent (rows t = 0..rounds).
+
+    x_0 = ``initial``; R_{t+1} = R_t + (u − x_t·u); x_{t+1} = R_{t+1}⁺/ΣR_{t+1}⁺ (uniform if none
+    is positive). Converges to the best response in finite time when it is unique.
+    """
+    u = np.asarray(u, float)
+    x = _initial(initial, len(u))
+    R = np.zeros(len(u))
+    out = np.empty((rounds + 1, len(u)))
+    for t in range(rounds + 1):
+        out[t] = x
+        R = R + (u - x @ u)
+        x = _rm_strategy(R)
+    return out
+
+
+def regret_matching_path_two(A: Any, B: Any, rounds: int, initial: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean-field regret matching for both players (expected regret increments)."""
+    A, B = np.asarray(A, float), np.asarray(B, float)
+    m, k = A.shape
+    x0, y0 = (None, None) if initial is None else initial
+    x, y = _initial(x0, m), _initial(y0, k)
+    Rx, Ry = np.zeros(m), np.zeros(k)
+    xs, ys = np.empty((rounds + 1, m)), np.empty((rounds + 1, k))
+    for t in range(rounds + 1):
+        xs[t], ys[t] = x, y
+        u, v = A @ y, B.T @ x
+        Rx, Ry = Rx + (u - x @ u), Ry + (v - y @ v)
+        x, y = _rm_strategy(Rx), _rm_strategy(Ry)
+    return xs, ys
+
+
+def predicted_learning_path(rule: str, payoffs: Any, eta: float, rounds: int, initial: Any = None,
+                            sampling_rate: float | None = None, names: Sequence[str] | None = None,
+                            verifier_names: Sequence[str] = ("audit", "no-audit"),
+                            feedback: str = "expected", runs: int = 2000, seed: int = 0,
+                            flag_probability: Any = None, slash_cost: float = 0.0) -> pd.DataFrame:
+    """The expected (mean-field) trajectory of a learning rule over ``rounds`` rounds.
+
+    ``rule``: ``"hedge"`` (exponential weights, learning rate η), ``"regret-matching"`` (η
+    unused), or ``"replicator"`` (the continuous-time limit, evaluated at times η·t).
+    ``payoffs``: a payoff vector u (the provider against a fixed sampling rate), a two-column
+    matrix A with ``sampling_rate``, or a pair (A, B) (provider and verifier both learn;
+    ``initial`` is then a pair). Assumes full information of the expected payoff vector each
+    round (see the module docstring for the realised-feedback versions and their error).
+
+    ``feedback`` (provider against a fixed q given as a two-column A with ``sampling_rate``):
+    ``"expected"`` (default) the deterministic mean-field above; ``"full"`` the exact
+    expectation over the audit draws of Hedge fed A[:, column_t]
+    (:func:`hedge_full_information_mean`; Monte Carlo for regret matching); ``"bandit"`` the
+    Monte Carlo mean over ``runs`` providers of importance-weighted Hedge
+    (:func:`simulate_hedge`, needs ``flag_probability`` and ``slash_cost``; see
+    :func:`audit_feedback`). Monte Carlo predictions add ``<name>:se`` columns (standard errors).
+    The mean-field is accurate for realised feedback only when η·(payoff range) is small: its
+    error is O(η) at fixed η·t.
+
+    Returns a DataFrame: ``round``, one share column per provider strategy (and
+    ``verifier:<name>`` columns for two populations). ``df.attrs`` holds the rule, η, the
+    feedback and the long-run prediction from :func:`learning_limit` (``limit``: shares or None).
+    """
+    if rule not in RULES:
+        raise ValueError(f"unknown learning rule {rule!r}; expected one of {', '.join(RULES)}")
+    if eta <= 0 and rule != "regret-matching":
+        raise ValueError(f"learning rate η must be > 0, got {eta}")
+    t = np.arange(rounds + 1)
+    if _is_pair(payoffs):
+        A, B = (np.asarray(p, float) for p in payoffs)
+        m, k = A.shape
+        if rule == "hedge":
+            xs, ys = hedge_path_two(A, B, eta, rounds, initial)
+        elif rule == "regret-matching":
+            xs, ys = regret_matching_path_two(A, B, rounds, initial)
+        else:
+            df = replicator((A, B), initial, t_max=eta * rounds, points=rounds + 1,
+                            names=names, verifier_names=verifier_names)
+            xs = df[_names(names, m, "s")].to_numpy()
+            ys = df[[f"verifier:{n}" for n in _names(verifier_names, k, "v")]].to_numpy()
+        cols = {"round": t, **{n: xs[:, i] for i, n in enumerate(_names(names, m, "s"))},
+                **{f"verifier:{n}": ys[:, j] for j, n in enumerate(_names(verifier_names, k, "v"))}}
+    elif feedback != "expected":
+        A = np.asarray(payoffs, float)
+        if A.ndim != 2 or sampling_rate is None:
+            raise ValueError(f"feedback={feedback!r} needs the two-column matrix A and a sampling_rate")
+        pn = _names(names, A.shape[0], "s")
+        se = None
+        if rule == "hedge" and feedback == "full":
+            xs = hedge_full_information_mean(A, sampling_rate, eta, rounds, initial)
+        elif rule == "hedge" and feedback == "bandit":
+            mc = simulate_hedge(A, sampling_rate, eta, rounds, runs, "bandit", flag_probability,
+                                slash_cost, initial, seed=seed)
+            xs, se = mc.mean(axis=1), mc.std(axis=1, ddof=1) / math.sqrt(runs)
+        elif rule == "regret-matching" and feedback == "full":
+            mc = simulate_regret_matching(A, sampling_rate, rounds, runs, initial, seed=seed)
+            xs, se = mc.mean(axis=1), mc.std(axis=1, ddof=1) / math.sqrt(runs)
+        else:
+            raise ValueError(f"no {feedback!r} feedback prediction for rule {rule!r}")
+        cols = {"round": t, **{n: xs[:, i] for i, n in enumerate(pn)}}
+        if se is not None:
+            cols.update({f"{n}:se": se[:, i] for i, n in enumerate(pn)})
+    else:
+        u = _payoff_vector(payoffs, sampling_rate)
+        if rule == "regret-matching":
+            xs = regret_matching_path(u, rounds, initial)
+        else:  # the replicator at time η·t and mean-field Hedge coincide for constant u
+            xs = hedge_path(u, eta, rounds, initial)
+        cols = {"round": t, **{n: xs[:, i] for i, n in enumerate(_names(names, len(u), "s"))}}
+    df = pd.DataFrame(cols)
+    df.attrs.update({"rule": rule, "eta": eta, "feedback": feedback,
+                     "limit": learning_limit(rule, payoffs, initial, sampling_rate)})
+    return df
+
+
+def learning_limit(rule: str, payoffs: Any, initial: Any = None, sampling_rate: float | None = None,
+                   tol: float = 1e-9) -> tuple[float, ...] | None:
+    """The long-run provider shares a learning rule converges to, or None if it has no limit.
+
+    Against a fixed opponent, Hedge and the replicator converge to the best responses,
+    weighted by the initial shares among ties (x_t = σ(log x_0 + η t u)); regret matching's
+    play converges to the best response (ties: not determined, returns None). With two
+    learning populations none of the three converges pointwise in general (inspection games
+    cycle around the mixed equilibrium); the time averages of the replicator converge to it.
+    """
+    if _is_pair(payoffs):
+        return None
+    u = _payoff_vector(payoffs, sampling_rate)
+    x0 = _initial(initial, len(u))
+    best = u >= u.max() - tol * max(1.0, float(np.abs(u).max()))
+    live = best & (x0 > 0)
+    if rule == "regret-matching":
+        if best.sum() > 1:
+            return None
+        return tuple(map(float, best.astype(float)))
+    if not live.any():
+        return None
+    w = np.where(live, x0, 0.0)
+    return tuple(map(float, w / w.sum()))
+
+
+def hedge_full_information_mean(A: Any, sampling_rate: float, eta: float, rounds: int,
+                                initial: Any = None) -> np.ndarray:
+    """Exact E[x_t] of Hedge fed A[:, column_t] with column_t = audit w.p. q (t = 0..rounds).
+
+    x_t = σ(log x_0 + η(K·A[:,0] + (t − K)·A[:,1])), K ~ Binomial(t, q), so
+    E[x_t] = Σ_k Bin(k; t, q)·σ(log x_0 + η(k·A[:,0] + (t − k)·A[:,1])).
+    """
+    A = np.asarray(A, float)
+    m = A.shape[0]
+    z0 = _log(_initial(initial, m))
+    out = np.empty((rounds + 1, m))
+    for t in range(rounds + 1):
+        k = np.arange(t + 1)
+        w = stats.binom.pmf(k, t, sampling_rate)
+        x = softmax(z0 + eta * (k[:, None] * A[:, 0] + (t - k)[:, None] * A[:, 1]))
+        out[t] = w @ x
+    return out
+
+
+def simulate_hedge(A: Any, sampling_rate: float, eta: float, rounds: int, runs: int,
+                   feedback: str = "bandit", flag_probability: Any = None, slash_cost: float = 0.0,
+                   initial: Any = None, baseline: float | None = None,
+                   seed: int | np.random.Generator | None = 0) -> np.ndarray:
+    """Monte Carlo of Hedge with realised feedback: the shares x_t of ``runs`` independent
+    providers, shape (rounds + 1, runs, m).
+
+    Each round the task is audited with probability q. ``feedback="full"``: the provider sees
+    A[:, column] (every strategy's expected payoff given the audit decision). ``"bandit"``:
+    it plays i ~ x_t; if audited, the audit flags it with probability ``flag_probability[i]``
+    (:func:`detection_per_audit`), and a flagged task pays A[i, 1] − ``slash_cost`` (L + R),
+    an unflagged one A[i, 1] — so E[r | i, audit] = A[i, 0] when A comes from
+    ``audit.bimatrix`` — and it updates with û_i = b + 1{i = i_t}(r − b)/x_{t,i}.
+    """
+    A = np.asarray(A, float)
+    m = A.shape[0]
+    rng = np.random.default_rng(seed)
+    z = np.tile(_log(_initial(initial, m)), (runs, 1))
+    out = np.empty((rounds + 1, runs, m))
+    q = sampling_rate
+    if feedback == "bandit":
+        if flag_probability is None:
+            raise ValueError("bandit feedback needs flag_probability (detection per audit per strategy)")
+        flag = np.asarray(flag_probability, float)
+        b = float(A[:, 1].max()) if baseline is None else baseline
+    elif feedback != "full":
+        raise ValueError(f"feedback must be 'full' or 'bandit', got {feedback!r}")
+    idx = np.arange(runs)
+    for t in range(rounds + 1):
+        x = softmax(z)
+        out[t] = x
+        if t == rounds:
+            break
+        audited = rng.random(runs) < q
+        if feedback == "full":
+            z = z + eta * np.where(audited[:, None], A[:, 0], A[:, 1])
+        else:
+            cum = np.cumsum(x, axis=1)
+            i = np.minimum((rng.random(runs)[:, None] > cum).sum(axis=1), m - 1)
+            flagged = audited & (rng.random(runs) < flag[i])
+            r = A[i, 1] - np.where(flagged, slash_cost, 0.0)
+            est = np.full((runs, m), b)
+            est[idx, i] += (r - b) / x[idx, i]
+            z = z + eta * est
+        z = z - z.max(axis=1, keepdims=True)
+    return out
+
+
+def simulate_regret_matching(A: Any, sampling_rate: float, rounds: int, runs: int, initial: Any = None,
+                             seed: int | np.random.Generator | None = 0) -> np.ndarray:
+    """Monte Carlo of regret matching with full-information realised feedback A[:, column_t]
+    and sampled actions: the mixed strategies x_t, shape (rounds + 1, runs, m)."""
+    A = np.asarray(A, float)
+    m = A.shape[0]
+    rng = np.random.default_rng(seed)
+    x = np.tile(_initial(initial, m), (runs, 1))
+    R = np.zeros((runs, m))
+    out = np.empty((rounds + 1, runs, m))
+    idx = np.arange(runs)
+    for t in range(rounds + 1):
+        out[t] = x
+        if t == rounds:
+            break
+        cols = np.where((rng.random(runs) < sampling_rate)[:, None], A[:, 0], A[:, 1])
+        i = np.minimum((rng.random(runs)[:, None] > np.cumsum(x, axis=1)).sum(axis=1), m - 1)
+        R = R + cols - cols[idx, i][:, None]
+        pos = np.maximum(R, 0.0)
+        s = pos.sum(axis=1, keepdims=True)
+        x = np.where(s > 0, pos / np.where(s > 0, s, 1.0), 1.0 / m)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# 4. The threshold prediction: honest share against the sampling rate
+# --------------------------------------------------------------------------------------
+
+
+def threshold_prediction(scenario: Any, precision: float | None = None, eta: float | None = None,
+                         rounds: int | None = None, sampling_rates: Any = None, points: int = 101,
+                         span: tuple[float, float] = (0.5, 1.5), initial: Any = None) -> pd.DataFrame:
+    """Predicted long-run honest share of adaptive providers against a fixed sampling rate q.
+
+    q runs over ``sampling_rates`` or ``points`` values from span[0]·q* to span[1]·q* (q* the
+    scenario's deterrence rate). Columns: ``sampling_rate``, ``ratio`` (q/q*),
+    ``best_response`` (1 if honest is the unique best response to q, 0 if it is not a best
+    response, NaN at a tie — any share is then a best response), ``logit`` (σ(λ·u(q))_honest,
+    when ``precision`` λ is given) and ``hedge`` (σ(log x_0 + η·t·u(q))_honest after t =
+    ``rounds`` rounds, when ``eta`` and ``rounds`` are given; its t → ∞ limit is the step).
+    """
+    from mira_theory.games import audit
+
+    q_star = audit.solve(scenario).deterrence_sampling_rate
+    if sampling_rates is None:
+        if not math.isfinite(q_star) or q_star <= 0:
+            raise ValueError(f"no finite positive q* to sweep around (q* = {q_star}); pass sampling_rates")
+        sampling_rates = np.linspace(span[0] * q_star, min(1.0, span[1] * q_star), points)
+    q = np.asarray(sampling_rates, float)
+    U = provider_payoffs(scenario, q)
+    scale = max(1.0, float(np.abs(U).max()))
+    others = U[:, 1:].max(axis=1)
+    gap = U[:, 0] - others
+    step = np.where(gap > 1e-12 * scale, 1.0, np.where(gap < -1e-12 * scale, 0.0, np.nan))
+    cols: dict[str, Any] = {"sampling_rate": q, "ratio": q / q_star if q_star > 0 else np.nan,
+                            "best_response": step}
+    if precision is not None:
+        cols["logit"] = softmax(precision * U)[:, 0]
+    if eta is not None and rounds is not None:
+        z0 = _log(_initial(initial, U.shape[1]))
+        cols["hedge"] = softmax(z0 + eta * rounds * U)[:, 0]
+    df = pd.DataFrame(cols)
+    df.attrs.update({"deterrence_sampling_rate": q_star, "precision": precision, "eta": eta,
+                     "rounds": rounds})
+    return df
+
+
+@dataclass(frozen=True)
+class ResolvableInterval:
+    """The band of sampling rates around q* that a run cannot place on either side of q*."""
+
+    deterrence_sampling_rate: float
+    lower: float  # below: the run shows a deviating majority
+    upper: float  # above: the run shows an honest majority
+    share_low: float  # predicted honest share at ``lower``
+    share_high: float  # predicted honest share at ``upper``
+    precision: float  # λ (η·t for Hedge after t rounds)
+    tasks: int
+    level: float
+    approach: str
+
+    @property
+    def width(self) -> float:
+        return self.upper - self.lower
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__} | {"width": self.width})
+
+
+def resolvable_interval(scenario: Any, precision: float, tasks: int, level: float = 0.99,
+                        initial: Any = None) -> ResolvableInterval:
+    """The q band around q* a run of ``tasks`` observed tasks cannot resolve.
+
+    Approach: providers respond with x(q) = σ(log x_0 + λ·u(q)) (logit with precision λ; for
+    Hedge after t rounds λ = η·t). A run estimates the honest share p(q) from ``tasks``
+    tasks; it places q on a side of q* when the two-sided level-confidence interval of the
+    share excludes 1/2, i.e. |p − 1/2| > z·√(p(1 − p)/n) (normal approximation, z the
+    two-sided quantile). The band is the set of q whose predicted p(q) does not satisfy
+    this; with p increasing in q (true when every deviation has δ_j(1 − β) > α) its ends solve
+    p(q) = p_low and p(q) = p_high by Brent's method on [0, 1]. As λ, n → ∞ it shrinks to q*.
+    """
+    from mira_theory.games import audit
+
+    q_star = audit.solve(scenario).deterrence_sampling_rate
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    n = float(tasks)
+
+    def excess(p):  # > 0 iff a share p is distinguishable from 1/2
+        return abs(p - 0.5) - z * math.sqrt(p * (1.0 - p) / n)
+
+    p_high = optimize.brentq(excess, 0.5, 1.0 - 1e-15, xtol=1e-15)
+    p_low = 1.0 - p_high
+    z0 = _log(_initial(initial, len(scenario.deviations) + 1))
+
+    def share(q):
+        return float(softmax(z0 + precision * provider_payoffs(scenario, q))[0])
+
+    def solve_for(target):
+        f0, f1 = share(0.0) - target, share(1.0) - target
+        if f0 >= 0:
+            return 0.0
+        if f1 <= 0:
+            return 1.0
+        return optimize.brentq(lambda q: share(q) - target, 0.0, 1.0, xtol=1e-14)
+
+    return ResolvableInterval(
+        deterrence_sampling_rate=q_star, lower=solve_for(p_low), upper=solve_for(p_high),
+        share_low=p_low, share_high=p_high, precision=precision, tasks=int(tasks), level=level,
+        approach="logit providers σ(log x0 + λ·u(q)); a run resolves q when the normal-approximation "
+                 "confidence interval of the honest share over n tasks excludes 1/2")
