@@ -194,6 +194,9 @@ class Scenario:
     sha256: str
     source: str  # the TOML text this scenario was read from (canonical TOML if derived)
 
+    # [uncertainty]: key path -> (low, high), the range an uncertain value may take
+    uncertainty: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
     SECTIONS: ClassVar[dict[str, type]] = {}
     ARRAYS: ClassVar[dict[str, tuple[str, type, int]]] = {}
 
@@ -228,6 +231,8 @@ class Scenario:
         """Every numeric key path of this scenario (the axes a sweep may use)."""
         out: list[str] = []
         for section, table in self.raw().items():
+            if section == "uncertainty":
+                continue
             if isinstance(table, dict):
                 out += [f"{section}.{k}" for k, v in table.items() if _is_number(v)]
             elif isinstance(table, list):
@@ -308,7 +313,7 @@ def loads(text: str, path: str | None = None, origin: str | None = None,
                                     f"{game!r}{_suggest(game, GAMES)}"))
         raise ScenarioError(problems)  # without a known game the other tables have no schema
     built: dict[str, Any] = {}
-    allowed = {"scenario", *cls.SECTIONS, *cls.ARRAYS}
+    allowed = {"scenario", "uncertainty", *cls.SECTIONS, *cls.ARRAYS}
     for key in data:
         if key not in allowed:
             problems.append(Problem(file, key, f"one of the tables {sorted(allowed)}",
@@ -349,11 +354,72 @@ def loads(text: str, path: str | None = None, origin: str | None = None,
         built[attr] = tuple(items)
     # cross-key checks see None for any section or table that failed its own validation
     problems += cls.validate_extra(file, built)
+    uncertainty, p = _uncertainty(file, cls, data)
+    problems += p
     if problems or header is None:
         raise ScenarioError(problems)
     sha = sha256 or hashlib.sha256(text.encode()).hexdigest()
     return cls(name=header.name, game=header.game, description=header.description,
-               path=path, sha256=sha, source=text, **built)
+               path=path, sha256=sha, source=text, uncertainty=uncertainty, **built)
+
+
+def field_spec(cls: type[Scenario], data: Mapping[str, Any], dotted: str) -> tuple[Any, dataclasses.Field] | None:
+    """The (type, field) of a numeric key path (``audit.cost``, ``deviation.<name>.cost``)."""
+    parts = dotted.split(".")
+    if len(parts) == 2 and parts[0] in cls.SECTIONS:
+        return fields_of(cls.SECTIONS[parts[0]]).get(parts[1])
+    if len(parts) == 3 and parts[0] in cls.ARRAYS:
+        tables = data.get(parts[0], [])
+        names = [t.get("name") for t in tables if isinstance(t, dict)]
+        if parts[1] in names or (parts[1].isdigit() and int(parts[1]) < len(tables)):
+            return fields_of(cls.ARRAYS[parts[0]][1]).get(parts[2])
+    return None
+
+
+def _uncertainty(file: str, cls: type[Scenario], data: Mapping[str, Any]) -> tuple[dict, list[Problem]]:
+    """Validate the ``[uncertainty]`` table: ``"key.path" = [low, high]`` for numeric keys, both
+    ends passing the key's own check, low ≤ high."""
+    table = data.get("uncertainty", {})
+    if not isinstance(table, dict):
+        return {}, [Problem(file, "uncertainty", "a table of \"key.path\" = [low, high]", _describe(table))]
+    out: dict[str, tuple[float, float]] = {}
+    problems: list[Problem] = []
+    flat: dict[str, Any] = {}
+    for key, value in table.items():  # a dotted key written bare (task.cost_honest = ...) nests
+        stack = [(key, value)]
+        while stack:
+            k, v = stack.pop()
+            if isinstance(v, dict):
+                stack += [(f"{k}.{kk}", vv) for kk, vv in v.items()]
+            else:
+                flat[k] = v
+    valid = [f"{s}.{n}" for s, c in cls.SECTIONS.items() for n, (tp, _) in fields_of(c).items()
+             if tp in (float, int)]
+    for key, value in flat.items():
+        path = f"uncertainty.{key}"
+        found = field_spec(cls, data, key)
+        if found is None or found[0] not in (float, int):
+            problems.append(Problem(file, path, "a numeric scenario key (e.g. 'task.cost_honest' or "
+                                    "'deviation.<name>.cost')", f"{key!r}{_suggest(key, valid)}"))
+            continue
+        if not isinstance(value, list) or len(value) != 2:
+            problems.append(Problem(file, path, "a range [low, high]", _describe(value)))
+            continue
+        tp, f = found
+        ends = []
+        for end, v in zip(("low", "high"), value):
+            checked, p = check_value(file, f"{path} ({end})", v, float, f.metadata["check"])
+            problems += p
+            ends.append(checked)
+        if None in ends:
+            continue
+        if tp is int and any(v != int(v) for v in ends):
+            problems.append(Problem(file, path, "integer ends for an integer key", repr(value)))
+        elif ends[0] > ends[1]:
+            problems.append(Problem(file, path, "low ≤ high", repr(value)))
+        else:
+            out[key] = (float(ends[0]), float(ends[1]))
+    return out, problems
 
 
 def load(path: str | Path) -> Scenario:

@@ -352,7 +352,9 @@ def test_binding_types_by_hand(pos):
         return float(np.sum(stats.binom.pmf(ks, m, q) * np.minimum(S, L * (ks + 1)))) - (1 / q + m) * (dc - q * R)
 
     q = optimize.brentq(episode, 1e-5, 0.05, xtol=1e-14)
-    assert res.parameters["sampling_rate"] == pytest.approx(q, rel=1e-5)
+    # the outer loop stops once μ settles to 1e-4 (the GP's own precision is ~1e-5): feasible, and
+    # above the least q by no more than that
+    assert q * (1 - 1e-7) <= res.parameters["sampling_rate"] <= q * (1 + 2e-4)
     # every type's margins hold (closed forms), and the design equals that for the Pareto types only
     fewer = design(sc, free=("sampling_rate", "slash", "total_stake"), S_max=5000.0, provider_types=types[:2])
     for k in D.VARIABLES:

@@ -119,6 +119,17 @@ class Stake:
     settlement_latency: float = spec("nonnegative", "seconds from a task to its slash being final", "T")
 
 
+@dataclass(frozen=True)
+class ProviderType:
+    """One kind of provider in a heterogeneous population (used by mechanism design)."""
+
+    name: str = spec("name", "name of the provider type")
+    cost_honest: float = spec("nonnegative", "this type's cost of running the declared model", "c_h,i")
+    throughput: float = spec("positive", "this type's tasks per second", "λ_i")
+    capital_cost: float = spec("nonnegative", "this type's cost of capital per unit of stake per year", "κ_i")
+    share: float = spec("probability", "this type's share of the provider population")
+
+
 @register_game("audit")
 @dataclass(frozen=True)
 class AuditScenario(Scenario):
@@ -126,14 +137,23 @@ class AuditScenario(Scenario):
     deviations: tuple[Deviation, ...] = ()
     audit: Audit = None  # type: ignore[assignment]
     stake: Stake = None  # type: ignore[assignment]
+    provider_types: tuple[ProviderType, ...] = ()
 
     SECTIONS: ClassVar[dict[str, type]] = {"task": Task, "audit": Audit, "stake": Stake}
-    ARRAYS: ClassVar[dict[str, tuple[str, type, int]]] = {"deviation": ("deviations", Deviation, 1)}
+    ARRAYS: ClassVar[dict[str, tuple[str, type, int]]] = {"deviation": ("deviations", Deviation, 1),
+                                                          "provider_type": ("provider_types", ProviderType, 0)}
 
     @classmethod
     def validate_extra(cls, file: str, built: Mapping[str, Any]) -> list[Problem]:
-        return [Problem(file, f"deviation[{i}].name", "a name other than 'honest'", "'honest'")
-                for i, d in enumerate(built.get("deviations", ())) if d is not None and d.name == "honest"]
+        out = [Problem(file, f"deviation[{i}].name", "a name other than 'honest'", "'honest'")
+               for i, d in enumerate(built.get("deviations", ())) if d is not None and d.name == "honest"]
+        types = built.get("provider_types", ())
+        if types and all(t is not None for t in types):
+            total = math.fsum(t.share for t in types)
+            if abs(total - 1.0) > 1e-9:
+                out.append(Problem(file, "provider_type", "shares that sum to 1",
+                                   f"shares summing to {total:.12g}"))
+        return out
 
 
 # --------------------------------------------------------------------------------------
