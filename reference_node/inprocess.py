@@ -1,0 +1,147 @@
+"""The whole network in one process: the same classes as the services, called directly.
+
+Tasks flow in batches: providers infer and sign, the ledger records the commitments (one
+transaction per batch), verifiers audit the batch's commitments, challenges and the
+arbiter's verdicts go back to the ledger, and expired windows are settled. The ledger clock
+is simulated (it advances by batch / (λ · providers) seconds per batch, the scenario's
+throughput), so a seeded run is reproducible event for event and windows of T seconds
+close during the run, which keeps memory flat.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reference_node.arbiter import Arbiter
+from reference_node.ledger import Ledger, LedgerError
+from reference_node.params import NodeParams
+from reference_node.provider import Provider, Task
+from reference_node.verifier import Verifier
+
+EPOCH = 1_800_000_000.0
+
+
+class SimClock:
+    def __init__(self, start: float = EPOCH):
+        self.t = start
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def task_input(seed: int | str, i: int) -> str:
+    return f"prompt {seed}/{i}: summarise the staked-inference audit of item {i * 7919 % 100003}"
+
+
+def task_id(seed: int | str, i: int) -> str:
+    return f"t{seed}-{i:09d}"
+
+
+class Network:
+    """Ledger, providers, verifiers and an arbiter wired together in one process."""
+
+    def __init__(self, params: NodeParams, db_path: str | Path, strategies: list[str], verifiers: int = 2,
+                 seed: int = 0, verify_signatures: bool = True, bond: float | None = None):
+        self.params = params
+        self.seed = seed
+        self.clock = SimClock()
+        self.ledger = Ledger(db_path, params, clock=self.clock, verify_signatures=verify_signatures)
+        self.providers = [Provider(f"provider-{i}", params, s, seed) for i, s in enumerate(strategies)]
+        self.verifiers = [Verifier(f"verifier-{i}", params, i, verifiers, seed) for i in range(verifiers)]
+        self.arbiter = Arbiter("arbiter", params, seed)
+        self.by_id = {p.id: p for p in self.providers}
+        bond = params.slash if bond is None else bond
+        ops = self.arbiter.register_ops()
+        for p in self.providers:
+            ops += p.register_ops()
+        for v in self.verifiers:
+            ops += v.register_ops(bond)
+        self._check(self.ledger.execute(ops), "registration")
+        self.step = 1.0 / (params.throughput * max(1, len(self.providers)))
+        self.committed = self.ledger.db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+
+    @staticmethod
+    def _check(results: list[dict], what: str) -> None:
+        bad = [r for r in results if not r["ok"] and r.get("status") != 409]
+        if bad:
+            raise LedgerError(bad[0]["status"], f"{what}: {bad[0]['error']}")
+
+    def run(self, tasks: int, batch: int = 512, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        start = time.perf_counter()
+        done = 0
+        i = self.committed
+        end = self.committed + tasks
+        P = len(self.providers)
+        fee = self.params.reward
+        while i < end:
+            n = min(batch, end - i)
+            groups: dict[int, list[Task]] = {}
+            for k in range(i, i + n):
+                groups.setdefault(k % P, []).append(Task(task_id(self.seed, k), task_input(self.seed, k),
+                                                         "client-0", fee))
+            commits = []
+            for pi, ts in groups.items():
+                commits += self.providers[pi].infer(ts)
+            results = self.ledger.execute([op for _, op in commits])
+            fed = []
+            for (_, op), res in zip(commits, results):
+                if res["ok"]:
+                    if not res.get("replayed"):
+                        self.by_id[op["provider"]].committed(op["action"], op["fee"])
+                    fed.append(op)
+            self.audit(fed)
+            self.clock.t += n * self.step
+            self.ledger.execute([{"op": "settle", "request_id": f"settle:{self.seed}:{i}"}])
+            i += n
+            done += n
+            if progress:
+                progress(n)
+        elapsed = time.perf_counter() - start
+        return {"tasks": done, "seconds": elapsed, "tasks_per_second": done / elapsed if elapsed else None}
+
+    def audit(self, commitments: list[dict]) -> None:
+        evidence = []
+        ops = []
+        for v in self.verifiers:
+            o, ev = v.audit(commitments)
+            ops += o
+            evidence += ev
+        if not ops:
+            return
+        results = self.ledger.execute(ops)
+        challenged = {op["task_id"] for op, r in zip(ops, results) if op["op"] == "challenge" and r["ok"]}
+        resolves = []
+        for ev in evidence:
+            if ev["task_id"] not in challenged:
+                continue
+            try:
+                resolves.append(self.arbiter.judge(ev, self.ledger.task, self.ledger.pubkey))
+            except LedgerError:
+                continue
+        if resolves:
+            for op, r in zip(resolves, self.ledger.execute(resolves)):
+                if r["ok"] and not r.get("replayed") and r.get("verdict") == "upheld":
+                    p = self.by_id.get(r["provider"])
+                    if p is not None:
+                        p.slashed(r.get("action") or "honest", r["slash"], r["refund"])
+
+    def finish(self) -> None:
+        """Close every window and release matured withdrawals; verifiers reveal their secrets."""
+        self.ledger.execute([{"op": "advance", "request_id": f"advance:final:{self.seed}:{self.ledger.seq}",
+                              "seconds": self.ledger.window + self.ledger.unbonding + 1.0}])
+        self.clock.t += 0.0
+        k = 0
+        while True:
+            r = self.ledger.execute([{"op": "settle", "request_id": f"settle:final:{self.seed}:{self.ledger.seq}:{k}",
+                                      "limit": 50_000}])[0]
+            k += 1
+            if not r.get("more"):
+                break
+        self.ledger.execute([v.reveal_op() for v in self.verifiers])
+        self.ledger.check_invariant(full=True)
+
+    def close(self) -> None:
+        self.ledger.close()

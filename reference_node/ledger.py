@@ -1,0 +1,702 @@
+"""The stake ledger: a staking contract's state machine on SQLite.
+
+Accounts (providers, verifiers, clients, the arbiter) register an Ed25519 public key.
+Amounts are integers in micro-units (``params.UNIT``), so the conservation invariant is exact:
+
+    Σ balance + Σ locked + Σ unbonding + escrowed + burned  =  deposits + fees − withdrawn
+
+(`fees` are client fees paid in with each commitment; `escrowed` holds the fees of tasks
+whose challenge window is open.) It is checked before every database commit; a violation
+rolls the transaction back.
+
+Operations (the contract's API; each is a dict with ``op`` and an optional ``request_id``):
+``register, deposit, withdraw, commit, audit, challenge, resolve, settle, advance, reveal``.
+Every state change is one append-only row of ``events`` written in the same SQLite
+transaction as the balances it moves (see :mod:`reference_node.events` for the schema).
+Operations are idempotent by request id: a replay returns the first result, a reused id
+with a different operation is rejected. A batch of operations is applied in one transaction
+(group commit); a rejected operation leaves no trace and does not affect the others.
+
+Rules
+-----
+* commit: the provider is registered, its stake is not exhausted, the Ed25519 signature over
+  (task id, input hash, output hash, model id, provider id) verifies, the task id is new, the
+  fee is finite and ≥ 0; the fee is escrowed until the challenge window (the scenario's
+  settlement latency T, in ledger seconds) closes.
+* challenge: a registered, bonded verifier freezes a task inside its window, naming the
+  evidence digest. resolve: the arbiter (its signature over the verdict) upholds it: the
+  provider is slashed min(L, remaining stake) (``capped`` when the stake ran short), the
+  verifier gets bounty_share of the slash, the rest is burned, the fee is refunded to the
+  client; or rejects it: the verifier's bond is burned and the task settles normally.
+* withdraw: free balance leaves at once; stake enters unbonding and is released only after
+  the unbonding period (≥ T) and after the window of every task of that provider has closed
+  with no challenge pending. Unbonding stake stays slashable.
+* settle: closes the windows that have expired (pays escrowed fees to providers) and
+  releases matured withdrawals; ``advance`` moves the ledger clock (a test network's
+  ``evm_increaseTime``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reference_node import crypto
+from reference_node.params import UNIT, NodeParams, to_units
+
+KINDS = ("provider", "verifier", "client", "arbiter")
+MAX_AMOUNT = 1e12
+ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+ID_RE = re.compile(r"[A-Za-z0-9\-_.:]{1,128}")
+HEX_RE = {n: re.compile(f"[0-9a-f]{{{n}}}") for n in (64, 128)}
+OPEN, CHALLENGED, SETTLED, SLASHED = 0, 1, 2, 3
+STATUS = {OPEN: "open", CHALLENGED: "challenged", SETTLED: "settled", SLASHED: "slashed"}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY, request_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, time REAL NOT NULL,
+    account TEXT, task_id TEXT, amount INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, pubkey TEXT NOT NULL, balance INTEGER NOT NULL,
+    locked INTEGER NOT NULL, unbonding INTEGER NOT NULL, last_close REAL NOT NULL,
+    secret_commitment TEXT, revealed TEXT);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY, provider TEXT NOT NULL, client TEXT NOT NULL, fee INTEGER NOT NULL,
+    input_hash TEXT NOT NULL, output_hash TEXT NOT NULL, model_id TEXT NOT NULL, signature TEXT NOT NULL,
+    input TEXT NOT NULL, output TEXT NOT NULL, commit_time REAL NOT NULL, window_close REAL NOT NULL,
+    status INTEGER NOT NULL, audited INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL, challenger TEXT,
+    action TEXT);
+CREATE INDEX IF NOT EXISTS open_tasks ON tasks(window_close) WHERE status = 0;
+CREATE TABLE IF NOT EXISTS withdrawals (
+    id TEXT PRIMARY KEY, account TEXT NOT NULL, amount INTEGER NOT NULL, release_at REAL NOT NULL,
+    status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value REAL NOT NULL);
+"""
+TOTALS = ("deposits", "fees", "withdrawn", "burned", "escrowed", "clock_offset")
+
+
+class LedgerError(Exception):
+    """A rejected operation: ``status`` is the HTTP status a service answers with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class InvariantError(RuntimeError):
+    pass
+
+
+@dataclass
+class Account:
+    id: str
+    kind: str
+    pubkey: str
+    key: Any
+    balance: int = 0
+    locked: int = 0
+    unbonding: int = 0
+    last_close: float = 0.0
+    secret_commitment: str | None = None
+    revealed: str | None = None
+    challenged: int = 0  # tasks of this provider with a pending challenge (derived on load)
+
+
+# ----------------------------------------------------------------------------------------
+# validation helpers (every message names the field, what was expected, what was found)
+# ----------------------------------------------------------------------------------------
+
+
+def _field(op: dict, name: str, kind: type | tuple, required: bool = True, default: Any = None) -> Any:
+    if name not in op or op[name] is None:
+        if required:
+            raise LedgerError(422, f"field {name!r}: expected a value, found nothing")
+        return default
+    value = op[name]
+    if isinstance(value, bool) and kind is not bool:
+        raise LedgerError(422, f"field {name!r}: expected {_kname(kind)}, found a boolean")
+    if not isinstance(value, kind):
+        raise LedgerError(422, f"field {name!r}: expected {_kname(kind)}, found {type(value).__name__}")
+    return value
+
+
+def _kname(kind: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+            dict: "an object", list: "a list"}.get(kind, "a number")
+
+
+def _ident(op: dict, name: str) -> str:
+    value = _field(op, name, str)
+    if ID_RE.fullmatch(value) is None:
+        raise LedgerError(422, f"field {name!r}: expected an id of 1-128 characters [A-Za-z0-9-_.:], "
+                               f"found {value[:40]!r}")
+    return value
+
+
+def _hex(op: dict, name: str, length: int) -> str:
+    value = _field(op, name, str)
+    if HEX_RE[length].fullmatch(value) is None:
+        raise LedgerError(422, f"field {name!r}: expected {length} lowercase hex digits, found {value[:40]!r}")
+    return value
+
+
+def _amount(op: dict, name: str, allow_zero: bool = False) -> int:
+    value = _field(op, name, (int, float))
+    if not math.isfinite(value):
+        raise LedgerError(422, f"field {name!r}: expected a finite amount, found {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise LedgerError(422, f"field {name!r}: expected a {'non-negative' if allow_zero else 'positive'} "
+                               f"amount, found {value!r}")
+    if value > MAX_AMOUNT:
+        raise LedgerError(422, f"field {name!r}: expected at most {MAX_AMOUNT:g}, found {value!r}")
+    units = to_units(value)
+    if units == 0 and not allow_zero:
+        raise LedgerError(422, f"field {name!r}: expected at least {1 / UNIT:g}, found {value!r}")
+    return units
+
+
+class Ledger:
+    """The contract state: in-memory mirror of the accounts plus SQLite for everything else."""
+
+    def __init__(self, path: str | Path, params: NodeParams, *, clock: Callable[[], float] = time.time,
+                 verify_signatures: bool = True, unbonding: float | None = None, window: float | None = None,
+                 synchronous: str = "NORMAL"):
+        self.params = params
+        self.path = str(path)
+        self._wall = clock
+        self.verify_signatures = verify_signatures
+        self.window = params.settlement_latency if window is None else float(window)
+        self.unbonding = max(params.settlement_latency, unbonding or 0.0)
+        self.slash_units = to_units(params.slash)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={synchronous}")
+        self.db.executescript(SCHEMA)
+        self._load()
+
+    # -------------------------------------------------------------------- state
+    def _load(self) -> None:
+        db = self.db
+        self.accounts: dict[str, Account] = {}
+        for row in db.execute("SELECT id, kind, pubkey, balance, locked, unbonding, last_close, "
+                              "secret_commitment, revealed FROM accounts"):
+            self.accounts[row[0]] = Account(row[0], row[1], row[2], crypto.public_key(row[2]), row[3], row[4],
+                                            row[5], row[6], row[7], row[8])
+        for provider, n in db.execute("SELECT provider, COUNT(*) FROM tasks WHERE status = 1 GROUP BY provider"):
+            self.accounts[provider].challenged = n
+        totals = dict(db.execute("SELECT name, value FROM totals"))
+        self.totals = {k: totals.get(k, 0) for k in TOTALS}
+        for k in TOTALS[:-1]:
+            self.totals[k] = int(self.totals[k])
+        self.withdrawals = {r[0]: [r[1], r[2], r[3]] for r in
+                            db.execute("SELECT id, account, amount, release_at FROM withdrawals "
+                                       "WHERE status = 'pending'")}
+        seq = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+        self.seq = seq or 0
+        self.check_invariant(full=True)
+
+    def now(self) -> float:
+        return self._wall() + self.totals["clock_offset"]
+
+    def check_invariant(self, full: bool = False) -> None:
+        t = self.totals
+        held = sum(a.balance + a.locked + a.unbonding for a in self.accounts.values())
+        if held + t["escrowed"] + t["burned"] != t["deposits"] + t["fees"] - t["withdrawn"]:
+            raise InvariantError(f"ledger invariant broken: held {held} + escrowed {t['escrowed']} + burned "
+                                 f"{t['burned']} != deposits {t['deposits']} + fees {t['fees']} - withdrawn "
+                                 f"{t['withdrawn']}")
+        if full:
+            escrow = self.db.execute("SELECT COALESCE(SUM(fee), 0) FROM tasks WHERE status IN (0, 1)").fetchone()[0]
+            if escrow != t["escrowed"]:
+                raise InvariantError(f"escrow {t['escrowed']} != open tasks' fees {escrow}")
+            unb = self.db.execute("SELECT account, SUM(amount) FROM withdrawals WHERE status = 'pending' "
+                                  "GROUP BY account").fetchall()
+            for acc, amount in unb:
+                if self.accounts[acc].unbonding != amount:
+                    raise InvariantError(f"{acc}: unbonding {self.accounts[acc].unbonding} != pending {amount}")
+
+    def summary(self) -> dict[str, Any]:
+        t = self.totals
+        return {"deposits": t["deposits"] / UNIT, "fees": t["fees"] / UNIT, "withdrawn": t["withdrawn"] / UNIT,
+                "burned": t["burned"] / UNIT, "escrowed": t["escrowed"] / UNIT, "events": self.seq,
+                "accounts": {a.id: self.account_view(a) for a in self.accounts.values()}}
+
+    @staticmethod
+    def account_view(a: Account) -> dict[str, Any]:
+        return {"kind": a.kind, "balance": a.balance / UNIT, "locked": a.locked / UNIT,
+                "unbonding": a.unbonding / UNIT}
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -------------------------------------------------------------------- execution
+    def execute(self, ops: Iterable[dict]) -> list[dict]:
+        """Apply a batch of operations in one transaction; one result per operation.
+
+        A result is ``{"ok": True, ...}`` or ``{"ok": False, "status": 4xx, "error": message}``.
+        """
+        ops = list(ops)
+        self._rows: dict[str, list] = {"events": [], "tasks": [], "task_status": [], "audited": [],
+                                       "withdrawals": [], "withdrawal_status": [], "challenger": []}
+        self._dirty: set[str] = set()
+        self._pending_ids: dict[str, dict] = {}
+        self._pending_tasks: set[str] = set()
+        saved = (dict(self.totals), {k: (a.balance, a.locked, a.unbonding, a.last_close, a.challenged,
+                                        a.secret_commitment, a.revealed)
+                                    for k, a in self.accounts.items()},
+                 {k: list(v) for k, v in self.withdrawals.items()}, self.seq)
+        results = []
+        for op in ops:
+            try:
+                if not isinstance(op, dict):
+                    raise LedgerError(422, f"an operation must be a JSON object, found {type(op).__name__}")
+                results.append(self._apply(op))
+            except LedgerError as err:
+                results.append({"ok": False, "status": err.status, "error": err.message})
+        try:
+            self.check_invariant()
+            self._flush()
+        except BaseException:
+            self._restore(saved)
+            raise
+        return results
+
+    def _restore(self, saved) -> None:
+        totals, accs, withdrawals, seq = saved
+        self.totals = totals
+        for k in list(self.accounts):
+            if k not in accs:
+                del self.accounts[k]
+        for k, v in accs.items():
+            a = self.accounts[k]
+            (a.balance, a.locked, a.unbonding, a.last_close, a.challenged, a.secret_commitment, a.revealed) = v
+        self.withdrawals = withdrawals
+        self.seq = seq
+
+    def _flush(self) -> None:
+        r = self._rows
+        if not r["events"]:
+            return
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO events (seq, request_id, kind, time, account, task_id, amount, data) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", r["events"])
+            if r["tasks"]:
+                db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL, ?)", r["tasks"])
+            if r["task_status"]:
+                db.executemany("UPDATE tasks SET status = ? WHERE task_id = ?", r["task_status"])
+            if r["challenger"]:
+                db.executemany("UPDATE tasks SET challenger = ? WHERE task_id = ?", r["challenger"])
+            if r["audited"]:
+                db.executemany("UPDATE tasks SET audited = 1 WHERE task_id = ?", r["audited"])
+            if r["withdrawals"]:
+                db.executemany("INSERT INTO withdrawals VALUES (?, ?, ?, ?, 'pending')", r["withdrawals"])
+            if r["withdrawal_status"]:
+                db.executemany("UPDATE withdrawals SET status = ?, amount = ? WHERE id = ?", r["withdrawal_status"])
+            for k in self._dirty:
+                a = self.accounts[k]
+                db.execute("INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                           "balance = excluded.balance, locked = excluded.locked, unbonding = excluded.unbonding, "
+                           "last_close = excluded.last_close, secret_commitment = excluded.secret_commitment, "
+                           "revealed = excluded.revealed",
+                           (a.id, a.kind, a.pubkey, a.balance, a.locked, a.unbonding, a.last_close,
+                            a.secret_commitment, a.revealed))
+            db.executemany("INSERT INTO totals VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                           list(self.totals.items()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _event(self, request_id: str, kind: str, account: str | None, task_id: str | None, amount: int,
+               data: dict, now: float) -> dict:
+        self.seq += 1
+        data = {"seq": self.seq, **data}
+        self._rows["events"].append((self.seq, request_id, kind, now, account, task_id, amount,
+                                     json.dumps(data, separators=(",", ":"))))
+        self._pending_ids[request_id] = {"kind": kind, "data": data}
+        return data
+
+    def _replayed(self, request_id: str, kind: str) -> dict | None:
+        hit = self._pending_ids.get(request_id)
+        if hit is None:
+            row = self.db.execute("SELECT kind, data FROM events WHERE request_id = ?", (request_id,)).fetchone()
+            if row is None:
+                return None
+            hit = {"kind": row[0], "data": json.loads(row[1])}
+        if hit["kind"] != kind:
+            raise LedgerError(409, f"request id {request_id!r} was already used for a {hit['kind']} operation")
+        return {"ok": True, "replayed": True, **hit["data"]}
+
+    def _account(self, account_id: str, kind: str | None = None) -> Account:
+        a = self.accounts.get(account_id)
+        if a is None:
+            raise LedgerError(404, f"unknown account {account_id!r}: register it first")
+        if kind is not None and a.kind != kind:
+            raise LedgerError(403, f"account {account_id!r} is a {a.kind}, not a {kind}")
+        return a
+
+    def _apply(self, op: dict) -> dict:
+        kind = _field(op, "op", str)
+        handler = getattr(self, f"_op_{kind}", None)
+        if handler is None:
+            raise LedgerError(422, f"field 'op': expected one of {', '.join(OPS)}, found {kind[:40]!r}")
+        request_id = op.get("request_id")
+        if request_id is None:
+            if isinstance(op.get("task_id"), str) and kind in ("commit", "audit"):
+                request_id = f"{kind}:{op['task_id']}"
+            elif isinstance(op.get("task_id"), str) and isinstance(op.get("verifier"), str) and \
+                    kind in ("challenge", "resolve"):
+                request_id = f"{kind}:{op['task_id']}:{op['verifier']}"
+        if request_id is None:
+            raise LedgerError(422, "field 'request_id': expected a unique request id, found nothing")
+        if not isinstance(request_id, str) or not 1 <= len(request_id) <= 200:
+            raise LedgerError(422, f"field 'request_id': expected a string of 1-200 characters, found {request_id!r}")
+        replay = self._replayed(request_id, kind)
+        if replay is not None:
+            return replay
+        return {"ok": True, **handler(op, request_id, self.now())}
+
+    # -------------------------------------------------------------------- operations
+    def _op_register(self, op: dict, rid: str, now: float) -> dict:
+        account = _ident(op, "account")
+        kind = _field(op, "kind", str)
+        if kind not in KINDS:
+            raise LedgerError(422, f"field 'kind': expected one of {', '.join(KINDS)}, found {kind[:40]!r}")
+        pub = _hex(op, "pubkey", 64)
+        key = crypto.public_key(pub)
+        if key is None:
+            raise LedgerError(422, "field 'pubkey': expected an Ed25519 public key, found an invalid point")
+        commitment = op.get("secret_commitment")
+        if commitment is not None:
+            commitment = _hex(op, "secret_commitment", 64)
+        strategy = op.get("strategy")
+        if strategy is not None and (not isinstance(strategy, str) or len(strategy) > 100):
+            raise LedgerError(422, f"field 'strategy': expected a short string, found {strategy!r:.40}")
+        if account in self.accounts:
+            raise LedgerError(409, f"account {account!r} is already registered")
+        self.accounts[account] = Account(account, kind, pub, key, secret_commitment=commitment)
+        self._dirty.add(account)
+        return self._event(rid, "register", account, None, 0,
+                           {"account": account, "account_kind": kind, "pubkey": pub, "secret_commitment": commitment,
+                            "strategy": strategy}, now)
+
+    def _op_deposit(self, op: dict, rid: str, now: float) -> dict:
+        a = self._account(_ident(op, "account"))
+        amount = _amount(op, "amount")
+        if a.kind in ("provider", "verifier"):
+            a.locked += amount
+        else:
+            a.balance += amount
+        self.totals["deposits"] += amount
+        self._dirty.add(a.id)
+        return self._event(rid, "deposit", a.id, None, amount,
+                           {"account": a.id, "amount": amount / UNIT, "locked": a.locked / UNIT}, now)
+
+    def _op_withdraw(self, op: dict, rid: str, now: float) -> dict:
+        a = self._account(_ident(op, "account"))
+        amount = _amount(op, "amount")
+        source = _field(op, "source", str, required=False, default="balance")
+        if source not in ("balance", "stake"):
+            raise LedgerError(422, f"field 'source': expected 'balance' or 'stake', found {source[:40]!r}")
+        if source == "balance":
+            if amount > a.balance:
+                raise LedgerError(409, f"withdrawal of {amount / UNIT:g} exceeds the free balance "
+                                       f"{a.balance / UNIT:g} of {a.id!r}")
+            a.balance -= amount
+            self.totals["withdrawn"] += amount
+            self._dirty.add(a.id)
+            return self._event(rid, "withdraw", a.id, None, amount,
+                               {"account": a.id, "amount": amount / UNIT, "source": "balance",
+                                "released": True}, now)
+        if amount > a.locked:
+            raise LedgerError(409, f"withdrawal of {amount / UNIT:g} exceeds the locked stake "
+                                   f"{a.locked / UNIT:g} of {a.id!r}")
+        a.locked -= amount
+        a.unbonding += amount
+        release_at = max(now + self.unbonding, a.last_close)
+        self.withdrawals[rid] = [a.id, amount, release_at]
+        self._rows["withdrawals"].append((rid, a.id, amount, release_at))
+        self._dirty.add(a.id)
+        return self._event(rid, "withdraw", a.id, None, amount,
+                           {"account": a.id, "amount": amount / UNIT, "source": "stake", "released": False,
+                            "release_at": release_at}, now)
+
+    def _op_commit(self, op: dict, rid: str, now: float) -> dict:
+        task_id = _ident(op, "task_id")
+        provider = self._account(_ident(op, "provider"), "provider")
+        client = _ident(op, "client")
+        fee = _amount(op, "fee", allow_zero=True)
+        input_hash = _hex(op, "input_hash", 64)
+        output_hash = _hex(op, "output_hash", 64)
+        model_id = _ident(op, "model_id")
+        signature = _hex(op, "signature", 128)
+        text = _field(op, "input", str)
+        output = _field(op, "output", list)
+        if len(text) > 4096:
+            raise LedgerError(422, f"field 'input': expected at most 4096 characters, found {len(text)}")
+        from reference_node.models import output_hash as ohash
+        from reference_node.models import parse_output, sha256_hex
+
+        values = parse_output(output)
+        if values is None:
+            raise LedgerError(422, "field 'output': expected a list of 8 finite numbers")
+        if sha256_hex(text) != input_hash or ohash(values) != output_hash:
+            raise LedgerError(422, "fields 'input_hash'/'output_hash': expected the sha256 of the input and "
+                                   "output, found different digests")
+        if provider.locked <= 0:
+            raise LedgerError(409, f"provider {provider.id!r} has no stake left: deposit before committing")
+        if self.verify_signatures and not crypto.verify(
+                provider.key, signature, crypto.commitment_message(task_id, input_hash, output_hash, model_id,
+                                                                   provider.id)):
+            raise LedgerError(401, f"signature of task {task_id!r}: expected the provider's Ed25519 signature "
+                                   "over the commitment, found an invalid one")
+        if task_id in self._pending_tasks or \
+                self.db.execute("SELECT 1 FROM tasks WHERE task_id = ?", (task_id,)).fetchone() is not None:
+            raise LedgerError(409, f"task {task_id!r} is already committed (replayed commitment)")
+        action = op.get("action") if isinstance(op.get("action"), str) else None
+        cost = op.get("cost") if isinstance(op.get("cost"), int | float) and math.isfinite(op["cost"]) else None
+        close = now + self.window
+        provider.last_close = max(provider.last_close, close)
+        self.totals["fees"] += fee
+        self.totals["escrowed"] += fee
+        self._dirty.add(provider.id)
+        data = self._event(rid, "commit", provider.id, task_id, fee,
+                           {"task_id": task_id, "provider": provider.id, "client": client, "fee": fee / UNIT,
+                            "model_id": model_id, "input_hash": input_hash, "output_hash": output_hash,
+                            "signature": signature, "window_close": close, "action": action, "cost": cost}, now)
+        self._pending_tasks.add(task_id)
+        self._rows["tasks"].append((task_id, provider.id, client, fee, input_hash, output_hash, model_id,
+                                    signature, text, canonical_json(values), now, close, OPEN, self.seq, action))
+        return data
+
+    def _task(self, task_id: str) -> dict:
+        for row in reversed(self._rows["tasks"]):
+            if row[0] == task_id:
+                return {"task_id": row[0], "provider": row[1], "client": row[2], "fee": row[3],
+                        "signature": row[7], "window_close": row[11], "status": self._status(task_id, row[12]),
+                        "audited": 0, "action": row[15]}
+        row = self.db.execute("SELECT provider, client, fee, signature, window_close, status, audited, action "
+                              "FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise LedgerError(404, f"unknown task id {task_id!r}")
+        return {"task_id": task_id, "provider": row[0], "client": row[1], "fee": row[2], "signature": row[3],
+                "window_close": row[4], "status": self._status(task_id, row[5]), "audited": row[6],
+                "action": row[7]}
+
+    def _status(self, task_id: str, stored: int) -> int:
+        for status, tid in reversed(self._rows["task_status"]):
+            if tid == task_id:
+                return status
+        return stored
+
+    def _set_status(self, task_id: str, status: int) -> None:
+        self._rows["task_status"].append((status, task_id))
+
+    def _op_audit(self, op: dict, rid: str, now: float) -> dict:
+        task_id = _ident(op, "task_id")
+        verifier = self._account(_ident(op, "verifier"), "verifier")
+        outcome = _field(op, "outcome", str)
+        if outcome not in ("pass", "fail", "inconclusive", "colluded"):
+            raise LedgerError(422, f"field 'outcome': expected pass, fail, inconclusive or colluded, found "
+                                   f"{outcome[:40]!r}")
+        task = self._task(task_id)
+        if task["audited"] or any(t == (task_id,) for t in self._rows["audited"]):
+            raise LedgerError(409, f"task {task_id!r} already has an audit record")
+        panel = op.get("panel") if isinstance(op.get("panel"), int) and not isinstance(op.get("panel"), bool) else 1
+        effective = bool(op.get("effective", outcome != "colluded"))
+        self._rows["audited"].append((task_id,))
+        return self._event(rid, "audit", verifier.id, task_id, 0,
+                           {"task_id": task_id, "provider": task["provider"], "action": task["action"],
+                            "verifier": verifier.id, "outcome": outcome, "panel": panel, "effective": effective}, now)
+
+    def _op_challenge(self, op: dict, rid: str, now: float) -> dict:
+        task_id = _ident(op, "task_id")
+        verifier = self._account(_ident(op, "verifier"), "verifier")
+        digest = _hex(op, "evidence_hash", 64)
+        if verifier.locked <= 0:
+            raise LedgerError(409, f"verifier {verifier.id!r} has no bond: deposit a bond before challenging")
+        task = self._task(task_id)
+        if task["status"] != OPEN:
+            raise LedgerError(409, f"task {task_id!r} is {STATUS[task['status']]}: only an open task can be "
+                                   "challenged (replayed evidence?)")
+        if now > task["window_close"]:
+            raise LedgerError(409, f"the challenge window of task {task_id!r} closed at {task['window_close']:.3f}")
+        self._set_status(task_id, CHALLENGED)
+        self._rows["challenger"].append((verifier.id, task_id))
+        self.accounts[task["provider"]].challenged += 1
+        return self._event(rid, "challenge", verifier.id, task_id, 0,
+                           {"task_id": task_id, "provider": task["provider"], "verifier": verifier.id,
+                            "evidence_hash": digest}, now)
+
+    def _op_resolve(self, op: dict, rid: str, now: float) -> dict:
+        task_id = _ident(op, "task_id")
+        arbiter = self._account(_ident(op, "arbiter"), "arbiter")
+        verifier = self._account(_ident(op, "verifier"), "verifier")
+        verdict = _field(op, "verdict", str)
+        if verdict not in ("upheld", "rejected"):
+            raise LedgerError(422, f"field 'verdict': expected 'upheld' or 'rejected', found {verdict[:40]!r}")
+        signature = _hex(op, "signature", 128)
+        reason = str(op.get("reason", ""))[:200]
+        if not crypto.verify(arbiter.key, signature, crypto.verdict_message(task_id, verifier.id, verdict)):
+            raise LedgerError(401, "signature: expected the arbiter's Ed25519 signature over the verdict, "
+                                   "found an invalid one")
+        task = self._task(task_id)
+        if task["status"] != CHALLENGED:
+            raise LedgerError(409, f"task {task_id!r} is {STATUS[task['status']]}: a verdict needs an open "
+                                   "challenge (no evidence was submitted, or it was already resolved)")
+        provider = self.accounts[task["provider"]]
+        provider.challenged -= 1
+        self._dirty.update((provider.id, verifier.id))
+        if verdict == "rejected":
+            bond = verifier.locked
+            verifier.locked = 0
+            self.totals["burned"] += bond
+            self._set_status(task_id, OPEN)
+            return self._event(rid, "resolve", verifier.id, task_id, bond,
+                               {"task_id": task_id, "provider": provider.id, "verifier": verifier.id,
+                                "verdict": verdict, "bond_burned": bond / UNIT, "reason": reason}, now)
+        slash = min(self.slash_units, provider.locked + provider.unbonding)
+        capped = slash < self.slash_units
+        from_locked = min(slash, provider.locked)
+        provider.locked -= from_locked
+        rest = slash - from_locked
+        if rest:
+            provider.unbonding -= rest
+            for wid, w in sorted(self.withdrawals.items(), key=lambda kv: -kv[1][2]):
+                if w[0] != provider.id or not rest:
+                    continue
+                take = min(rest, w[1])
+                w[1] -= take
+                rest -= take
+                self._rows["withdrawal_status"].append(("pending" if w[1] else "slashed", w[1], wid))
+                if not w[1]:
+                    del self.withdrawals[wid]
+        bounty = int(slash * self.params.bounty_share)
+        verifier.balance += bounty
+        self.totals["burned"] += slash - bounty
+        fee = task["fee"]
+        client = self.accounts.get(task["client"])
+        if client is None:
+            client = self.accounts[task["client"]] = Account(task["client"], "client", "", None)
+        client.balance += fee
+        self._dirty.add(client.id)
+        self.totals["escrowed"] -= fee
+        self._set_status(task_id, SLASHED)
+        return self._event(rid, "resolve", provider.id, task_id, slash,
+                           {"task_id": task_id, "provider": provider.id, "verifier": verifier.id,
+                            "action": task["action"], "verdict": verdict, "slash": slash / UNIT, "capped": capped, "bounty": bounty / UNIT,
+                            "burned": (slash - bounty) / UNIT, "refund": fee / UNIT, "client": client.id,
+                            "reason": reason}, now)
+
+    def _op_settle(self, op: dict, rid: str, now: float) -> dict:
+        """Close expired windows (pay providers) and release matured withdrawals."""
+        limit = op.get("limit", 5000)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise LedgerError(422, f"field 'limit': expected a positive integer, found {limit!r}")
+        rows = self.db.execute("SELECT task_id, provider, fee FROM tasks WHERE status = 0 AND window_close <= ? "
+                               "ORDER BY window_close LIMIT ?", (now, limit)).fetchall()
+        pending = {tid for _, tid in self._rows["task_status"]}
+        paid: dict[str, list] = {}
+        for task_id, provider, fee in rows:
+            if task_id in pending:
+                continue
+            p = self.accounts[provider]
+            p.balance += fee
+            self.totals["escrowed"] -= fee
+            self._dirty.add(provider)
+            self._set_status(task_id, SETTLED)
+            entry = paid.setdefault(provider, [0, 0.0])
+            entry[0] += 1
+            entry[1] += fee / UNIT
+        released = []
+        for wid, (acc, amount, release_at) in list(self.withdrawals.items()):
+            a = self.accounts[acc]
+            if now >= max(release_at, a.last_close) and a.challenged == 0:
+                a.unbonding -= amount
+                self.totals["withdrawn"] += amount
+                self._dirty.add(acc)
+                del self.withdrawals[wid]
+                self._rows["withdrawal_status"].append(("released", amount, wid))
+                released.append({"withdrawal": wid, "account": acc, "amount": amount / UNIT})
+        return self._event(rid, "settle", None, None, 0,
+                           {"settled": {p: {"tasks": v[0], "paid": v[1]} for p, v in paid.items()},
+                            "tasks": sum(v[0] for v in paid.values()), "released": released,
+                            "more": len(rows) == limit}, now)
+
+    def _op_advance(self, op: dict, rid: str, now: float) -> dict:
+        seconds = _field(op, "seconds", (int, float))
+        if not math.isfinite(seconds) or seconds <= 0 or seconds > 1e9:
+            raise LedgerError(422, f"field 'seconds': expected a positive finite number ≤ 1e9, found {seconds!r}")
+        self.totals["clock_offset"] += float(seconds)
+        return self._event(rid, "advance", None, None, 0, {"seconds": float(seconds)}, now)
+
+    def _op_reveal(self, op: dict, rid: str, now: float) -> dict:
+        verifier = self._account(_ident(op, "verifier"), "verifier")
+        secret = _hex(op, "secret", 64)
+        if verifier.secret_commitment is None:
+            raise LedgerError(409, f"verifier {verifier.id!r} committed no secret")
+        if verifier.revealed is not None:
+            raise LedgerError(409, f"verifier {verifier.id!r} already revealed its secret")
+        import hashlib
+
+        if hashlib.sha256(bytes.fromhex(secret)).hexdigest() != verifier.secret_commitment:
+            raise LedgerError(422, "field 'secret': expected the preimage of the committed sha256, found another "
+                                   "value")
+        verifier.revealed = secret
+        self._dirty.add(verifier.id)
+        return self._event(rid, "reveal", verifier.id, None, 0, {"verifier": verifier.id, "secret": secret}, now)
+
+    # -------------------------------------------------------------------- reads
+    def pubkey(self, account: str) -> str | None:
+        a = self.accounts.get(account)
+        return a.pubkey if a is not None else None
+
+    def commitments(self, after: int, limit: int = 1000) -> list[dict]:
+        """Committed tasks with rowid > after (the verifiers' feed)."""
+        rows = self.db.execute("SELECT rowid, task_id, provider, input, output, output_hash, model_id, signature, "
+                               "input_hash FROM tasks WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                               (after, limit)).fetchall()
+        return [commitment_row(r) for r in rows]
+
+    def task(self, task_id: str) -> dict | None:
+        row = self.db.execute("SELECT rowid, task_id, provider, input, output, output_hash, model_id, signature, "
+                              "input_hash, status, window_close, challenger, audited FROM tasks WHERE task_id = ?",
+                              (task_id,)).fetchone()
+        if row is None:
+            return None
+        out = commitment_row(row[:9])
+        out.update(status=STATUS[row[9]], window_close=row[10], challenger=row[11], audited=bool(row[12]))
+        return out
+
+
+OPS = ("register", "deposit", "withdraw", "commit", "audit", "challenge", "resolve", "settle", "advance", "reveal")
+
+
+def canonical_json(values: list[float]) -> str:
+    return "[" + ",".join(f"{v:.6f}" for v in values) + "]"
+
+
+def commitment_row(r: tuple) -> dict:
+    return {"cursor": r[0], "task_id": r[1], "provider": r[2], "input": r[3], "output": json.loads(r[4]),
+            "output_hash": r[5], "model_id": r[6], "signature": r[7], "input_hash": r[8]}
+
+
+def read_commitments(path: str, after: int, limit: int) -> list[dict]:
+    """The feed from a separate read-only connection (WAL readers do not block the writer)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT rowid, task_id, provider, input, output, output_hash, model_id, signature, "
+                          "input_hash FROM tasks WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit)).fetchall()
+    finally:
+        db.close()
+    return [commitment_row(r) for r in rows]

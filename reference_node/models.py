@@ -1,0 +1,154 @@
+"""Deterministic inference models, and how the modelled error rates are realised.
+
+The declared model
+------------------
+A model id names a small numpy network whose weights are generated from sha256(model id), so
+every node holds identical weights without shipping files. An input string is embedded by
+hashing (64 bytes of sha256 output mapped to [−0.5, 0.5)), then
+
+    M(x) = C(x) + R(x) / ‖R(x)‖∞
+
+where C is a one-hidden-layer network of width 32 (the cheap trunk) and R a two-hidden-layer
+residual network of width 256 (the expensive part, ~40× the multiply-adds of C). The output
+is the vector of ``OUT`` values rounded to 6 decimals; its canonical text (``%.6f`` joined by
+commas) is what is hashed and signed. numpy's float64 kernels make this deterministic on one
+machine (the reference network's setting; cross-machine bit-equality is not claimed).
+
+Deviations (how δ_j is realised exactly)
+----------------------------------------
+A deviating provider decides per task, with a keyed hash of its own secret and the task id
+(uniform on [0, 1), unknown to everyone else), whether the task is in its *divergent set*:
+u_j < δ_j. On those tasks it does the cheap thing, elsewhere it runs the declared model:
+
+* a deviation whose name contains ``random`` returns uniform random values in [−4, 4]; it
+  costs nothing. It equals M(x) within the tolerance with probability < (2·10⁻³/8)⁸, so it
+  differs on every divergent task.
+* any other deviation (``weaker-model``) returns the truncated model C(x) alone, ~40× cheaper.
+  By construction ‖M(x) − C(x)‖∞ = 1 exactly, so it differs on every divergent task, in exact
+  and in tolerance comparison (τ = 10⁻³).
+
+So the realised divergence of deviation j is the fraction of tasks with u_j < δ_j:
+Binomial(n, δ_j)/n, mean δ_j. δ_j = 1 means every task is divergent (the cheap path always).
+
+Tolerance comparison (noisy GPU): how α and β are realised
+-----------------------------------------------------------
+With ``audit_comparison = "tolerance"`` an honest provider's output carries numeric noise:
+M(x) + s·v, v a random ±1 vector, s drawn so that P(s > τ) = α' = α/(1 − β) (s uniform in
+[1.1τ, 2τ] with probability α', uniform in [0, 0.9τ] otherwise). Verifiers and the arbiter
+re-execute on deterministic CPU kernels and flag iff ‖y − M(x)‖∞ > τ. An effective audit is
+*inconclusive* with probability β (keyed by the verifier's secret and the task id, so the
+provider cannot predict it: a re-execution that times out or overflows on the verifier's
+noisy hardware) and an inconclusive audit passes. Hence an effective audit flags an honest
+output with probability (1 − β)·α' = α and misses a divergent one with probability β. In
+exact mode α must be 0 (the params loader enforces it); β is realised the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+import numpy as np
+
+IN = 64          # embedding width (two sha256 digests)
+TRUNK = 32       # width of the cheap trunk C
+DEEP = 256       # width of the residual network R
+OUT = 8          # output values
+TOLERANCE = 1e-3
+RANDOM_SCALE = 4.0
+
+
+def unit_hash(*parts: str | bytes) -> float:
+    """A keyed hash mapped to [0, 1): 53 bits of sha256 of the joined parts."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+        h.update(b"\x1f")
+    return (int.from_bytes(h.digest()[:8], "big") >> 11) / float(1 << 53)
+
+
+def sha256_hex(data: str) -> str:
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def embed(inputs: list[str]) -> np.ndarray:
+    buf = bytearray()
+    for s in inputs:
+        b = s.encode()
+        buf += hashlib.sha256(b).digest()
+        buf += hashlib.sha256(b + b"\x01").digest()
+    return np.frombuffer(bytes(buf), dtype=np.uint8).reshape(len(inputs), IN) / 256.0 - 0.5
+
+
+@functools.lru_cache(maxsize=16)
+def weights(model_id: str) -> tuple[np.ndarray, ...]:
+    seed = int.from_bytes(hashlib.sha256(b"mira-model|" + model_id.encode()).digest()[:8], "big")
+    rng = np.random.default_rng(seed)
+
+    def layer(a: int, b: int) -> np.ndarray:
+        return rng.standard_normal((a, b)) / np.sqrt(a)
+
+    return (layer(IN, TRUNK), layer(TRUNK, OUT), layer(IN, DEEP), layer(DEEP, DEEP), layer(DEEP, OUT))
+
+
+def truncated(model_id: str, x: np.ndarray) -> np.ndarray:
+    """C(x): the cheap trunk (the weaker model)."""
+    c0, c1, _, _, _ = weights(model_id)
+    return np.tanh(x @ c0) @ c1
+
+
+def declared(model_id: str, x: np.ndarray) -> np.ndarray:
+    """M(x) = C(x) + R(x)/‖R(x)‖∞ (rows of x are inputs)."""
+    c0, c1, d0, d1, d2 = weights(model_id)
+    r = np.tanh(np.tanh(x @ d0) @ d1) @ d2
+    norm = np.abs(r).max(axis=1, keepdims=True)
+    norm[norm == 0] = 1.0
+    return np.tanh(x @ c0) @ c1 + r / norm
+
+
+def run_declared(model_id: str, inputs: list[str]) -> np.ndarray:
+    return np.round(declared(model_id, embed(inputs)), 6)
+
+
+def run_truncated(model_id: str, inputs: list[str]) -> np.ndarray:
+    return np.round(truncated(model_id, embed(inputs)), 6)
+
+
+def random_output(rng: np.random.Generator, n: int) -> np.ndarray:
+    return np.round(rng.uniform(-RANDOM_SCALE, RANDOM_SCALE, size=(n, OUT)), 6)
+
+
+def honest_noise(rng: np.random.Generator, n: int, exceed: float) -> np.ndarray:
+    """Noise rows whose ∞-norm exceeds TOLERANCE with probability ``exceed`` each."""
+    big = rng.random(n) < exceed
+    s = np.where(big, rng.uniform(1.1 * TOLERANCE, 2 * TOLERANCE, n), rng.uniform(0, 0.9 * TOLERANCE, n))
+    v = rng.choice(np.array([-1.0, 1.0]), size=(n, OUT))
+    return s[:, None] * v
+
+
+def canonical(values) -> str:
+    return ",".join(f"{float(v):.6f}" for v in values)
+
+
+def output_hash(values) -> str:
+    return sha256_hex(canonical(values))
+
+
+def parse_output(value) -> list[float] | None:
+    """A claimed output as a list of OUT finite floats, or None if malformed."""
+    if not isinstance(value, list) or len(value) != OUT:
+        return None
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+            return None
+        out.append(float(v))
+    return out
+
+
+def matches(reference, claimed, comparison: str) -> bool:
+    """Does a claimed output agree with the reference re-execution?"""
+    if comparison == "exact":
+        return canonical(reference) == canonical(claimed)
+    return float(np.max(np.abs(np.asarray(reference, dtype=float) - np.asarray(claimed, dtype=float)))) \
+        <= TOLERANCE + 1e-9

@@ -1,0 +1,105 @@
+"""The provider: runs the declared model (or deviates, per its strategy) and commits each output.
+
+A commitment is the provider's Ed25519 signature over (task id, input hash, output hash,
+model id, provider id); it is recorded on the ledger before the reply goes to the client.
+How each deviation realises its divergence δ_j is documented in :mod:`reference_node.models`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference_node import models, strategies
+from reference_node.crypto import Key, commitment_message
+from reference_node.params import NodeParams
+
+MODEL_ID = "mira-mlp-v1"
+
+
+@dataclass
+class Task:
+    task_id: str
+    input: str
+    client: str
+    fee: float
+
+
+class Provider:
+    def __init__(self, provider_id: str, params: NodeParams, strategy: str = "honest", seed: int | str = 0,
+                 model_id: str = MODEL_ID):
+        self.id = provider_id
+        self.params = params
+        self.model_id = model_id
+        self.key = Key(seed, provider_id)
+        self.secret = hashlib.sha256(f"provider-secret|{seed}|{provider_id}".encode()).digest()
+        rng_seed = int.from_bytes(hashlib.sha256(f"provider-rng|{seed}|{provider_id}".encode()).digest()[:8], "big")
+        self.rng = np.random.default_rng(rng_seed)
+        scale = params.slash + params.reward
+        self.strategy = strategies.make(strategy, params.deviation_names, self.rng, scale=scale)
+        self.spec = strategy
+        beta = params.miss_rate
+        self.noise_exceed = 0.0 if params.comparison == "exact" else (
+            params.false_alarm_rate / (1 - beta) if beta < 1 else 0.0)
+
+    def register_ops(self, stake: float | None = None) -> list[dict]:
+        stake = self.params.minimum_stake if stake is None else stake
+        ops = [{"op": "register", "request_id": f"register:{self.id}", "account": self.id, "kind": "provider",
+                "pubkey": self.key.public_hex, "strategy": self.spec}]
+        if stake > 0:
+            ops.append({"op": "deposit", "request_id": f"stake:{self.id}", "account": self.id, "amount": stake})
+        return ops
+
+    def infer(self, tasks: list[Task]) -> list[tuple[dict, dict]]:
+        """Run a batch of tasks; returns (reply, commit operation) per task."""
+        n = len(tasks)
+        actions = [self.strategy.choose() for _ in range(n)]
+        inputs = [t.input for t in tasks]
+        outputs = np.empty((n, models.OUT))
+        honest_rows, cheap_rows, random_rows = [], [], []
+        for i, (task, action) in enumerate(zip(tasks, actions)):
+            if action == "honest":
+                honest_rows.append(i)
+                continue
+            delta = self.params.deviation(action).divergence
+            if models.unit_hash(self.secret, action, task.task_id) < delta:
+                (random_rows if "random" in action else cheap_rows).append(i)
+            else:
+                honest_rows.append(i)
+        if honest_rows:
+            outputs[honest_rows] = models.run_declared(self.model_id, [inputs[i] for i in honest_rows])
+            if self.noise_exceed or self.params.comparison == "tolerance":
+                # honest outputs on noisy hardware; a deviator's non-divergent outputs are noise-free so its
+                # flag probability per effective audit is exactly δ_j(1 − β), the model's d_j
+                noisy = [i for i in honest_rows if actions[i] == "honest"]
+                if noisy:
+                    outputs[noisy] = np.round(outputs[noisy] + models.honest_noise(self.rng, len(noisy),
+                                                                                    self.noise_exceed), 6)
+        if cheap_rows:
+            outputs[cheap_rows] = models.run_truncated(self.model_id, [inputs[i] for i in cheap_rows])
+        if random_rows:
+            outputs[random_rows] = models.random_output(self.rng, len(random_rows))
+        out = []
+        for task, action, values in zip(tasks, actions, outputs):
+            vals = [float(v) for v in values]
+            ih = models.sha256_hex(task.input)
+            oh = models.output_hash(vals)
+            sig = self.key.sign(commitment_message(task.task_id, ih, oh, self.model_id, self.id))
+            cost = self.params.cost_of(action)
+            op = {"op": "commit", "request_id": f"commit:{task.task_id}", "task_id": task.task_id,
+                  "provider": self.id, "client": task.client, "fee": task.fee, "input_hash": ih, "output_hash": oh,
+                  "model_id": self.model_id, "signature": sig, "input": task.input, "output": vals,
+                  "action": action, "cost": cost}
+            reply = {"task_id": task.task_id, "output": vals, "output_hash": oh, "input_hash": ih,
+                     "model_id": self.model_id, "provider": self.id, "signature": sig}
+            out.append((reply, op))
+        return out
+
+    def committed(self, action: str, fee: float) -> None:
+        """A commitment was recorded: the task's payoff is fee − cost unless it is slashed later."""
+        self.strategy.observe(action, fee - self.params.cost_of(action))
+
+    def slashed(self, action: str, slash: float, fee: float) -> None:
+        self.strategy.observe(action, -(slash + fee))

@@ -1,0 +1,99 @@
+"""The verifier: samples commitments with the exported rate, re-executes, and files evidence.
+
+Which tasks are audited is unpredictable to the provider at commit time: every verifier
+holds a 32-byte secret whose sha256 it posts to the ledger when it registers (and reveals at
+the end of the run, so anyone can check that it audited exactly the tasks it should have).
+A task's *lead* verifier is public (sha256 of the task id picks one of the registered
+verifiers); the lead audits the task iff H(secret ‖ task id) < q. The audit panel has n seats
+(``verifiers_per_audit``); each seat colludes with the provider with probability r (keyed
+hash of the secret), and the audit is effective iff some seat does not collude (e = 1 − rⁿ).
+The lead then re-executes the declared model as the panel's effective verifier (so the
+panel's decision is taken once, as the model assumes: one miss probability per audit). An
+effective audit is inconclusive with probability β (see :mod:`reference_node.models`).
+On a mismatch the verifier challenges the task on the ledger and sends signed evidence to
+the arbiter; the bounty of an upheld slash is paid to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from reference_node import models
+from reference_node.crypto import Key, evidence_message
+from reference_node.params import NodeParams
+
+
+def lead_index(task_id: str, count: int) -> int:
+    return int(models.unit_hash("lead", task_id) * count)
+
+
+class Verifier:
+    def __init__(self, verifier_id: str, params: NodeParams, index: int, count: int, seed: int | str = 0):
+        self.id = verifier_id
+        self.params = params
+        self.index, self.count = index, count
+        self.key = Key(seed, verifier_id)
+        self.secret = hashlib.sha256(f"verifier-secret|{seed}|{verifier_id}".encode()).digest()
+        self.commitment = hashlib.sha256(self.secret).hexdigest()
+
+    def register_ops(self, bond: float) -> list[dict]:
+        return [{"op": "register", "request_id": f"register:{self.id}", "account": self.id, "kind": "verifier",
+                 "pubkey": self.key.public_hex, "secret_commitment": self.commitment},
+                {"op": "deposit", "request_id": f"bond:{self.id}", "account": self.id, "amount": bond}]
+
+    def reveal_op(self) -> dict:
+        return {"op": "reveal", "request_id": f"reveal:{self.id}", "verifier": self.id, "secret": self.secret.hex()}
+
+    def selects(self, task_id: str) -> bool:
+        return lead_index(task_id, self.count) == self.index and \
+            models.unit_hash(self.secret, "audit", task_id) < self.params.sampling_rate
+
+    def audit(self, commitments: list[dict]) -> tuple[list[dict], list[dict]]:
+        """Audit the selected commitments of a feed page.
+
+        Returns (ledger operations: audit records and challenges, evidence for the arbiter).
+        """
+        p = self.params
+        chosen = [c for c in commitments if self.selects(c["task_id"])]
+        ops: list[dict] = []
+        evidence: list[dict] = []
+        rerun = []
+        for c in chosen:
+            tid = c["task_id"]
+            seats = p.verifiers_per_audit
+            effective = any(models.unit_hash(self.secret, "collude", tid, str(k)) >= p.collusion
+                            for k in range(seats))
+            if not effective:
+                ops.append(self._record(tid, "colluded", False))
+            elif models.unit_hash(self.secret, "inconclusive", tid) < p.miss_rate:
+                ops.append(self._record(tid, "inconclusive", True))
+            else:
+                rerun.append(c)
+        if rerun:
+            by_model: dict[str, list[dict]] = {}
+            for c in rerun:
+                by_model.setdefault(c["model_id"], []).append(c)
+            for model_id, group in by_model.items():
+                refs = models.run_declared(model_id, [c["input"] for c in group])
+                for c, ref in zip(group, refs):
+                    if models.matches(ref, c["output"], p.comparison):
+                        ops.append(self._record(c["task_id"], "pass", True))
+                    else:
+                        ops.append(self._record(c["task_id"], "fail", True))
+                        ev = self.evidence(c, [float(v) for v in ref])
+                        ops.append({"op": "challenge", "request_id": f"challenge:{c['task_id']}:{self.id}",
+                                    "task_id": c["task_id"], "verifier": self.id,
+                                    "evidence_hash": hashlib.sha256(ev["signature"].encode()).hexdigest()})
+                        evidence.append(ev)
+        return ops, evidence
+
+    def _record(self, task_id: str, outcome: str, effective: bool) -> dict:
+        return {"op": "audit", "request_id": f"audit:{task_id}", "task_id": task_id, "verifier": self.id,
+                "outcome": outcome, "effective": effective, "panel": self.params.verifiers_per_audit}
+
+    def evidence(self, commitment: dict, recomputed: list[float]) -> dict:
+        claimed = models.output_hash(recomputed)
+        sig = self.key.sign(evidence_message(commitment["task_id"], self.id, commitment["signature"], claimed))
+        return {"task_id": commitment["task_id"], "verifier": self.id,
+                "commitment_signature": commitment["signature"], "recomputed_output": recomputed,
+                "signature": sig}
