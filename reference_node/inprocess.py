@@ -122,7 +122,7 @@ class Network:
             except LedgerError:
                 continue
         if resolves:
-            for op, r in zip(resolves, self.ledger.execute(resolves)):
+            for r in self.ledger.execute(resolves):
                 if r["ok"] and not r.get("replayed") and r.get("verdict") == "upheld":
                     p = self.by_id.get(r["provider"])
                     if p is not None:
