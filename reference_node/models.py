@@ -106,6 +106,12 @@ def declared(model_id: str, x: np.ndarray) -> np.ndarray:
     return np.tanh(x @ c0) @ c1 + r / norm
 
 
+def multiply_adds(kind: str) -> int:
+    """Multiply-adds per input of the declared model or its truncated variant."""
+    trunk = IN * TRUNK + TRUNK * OUT
+    return trunk if kind == "truncated" else trunk + IN * DEEP + DEEP * DEEP + DEEP * OUT
+
+
 def run_declared(model_id: str, inputs: list[str]) -> np.ndarray:
     return np.round(declared(model_id, embed(inputs)), 6)
 
