@@ -71,6 +71,16 @@ is the softmax.
    (and for Hedge as t → ∞), the sigmoid σ(λ·u(q))_honest for logit providers, and
    σ(log x_0 + η·t·u(q))_honest after t rounds of Hedge. :func:`resolvable_interval` gives the
    band of q around q* in which a run cannot tell which side of q* it is on.
+
+    >>> import mira_theory as mt
+    >>> from mira_theory import dynamics
+    >>> scenario = mt.load("models/default.toml")
+    >>> dynamics.provider_payoffs(scenario, 0.05).round(3)  # honest, weaker-model, random-output
+    array([ 0.6  ,  0.585, -0.05 ])
+    >>> path = dynamics.predicted_learning_path("hedge", dynamics.provider_payoffs(scenario), eta=0.1,
+    ...                                         rounds=1000, names=dynamics.strategies(scenario))
+    >>> round(float(path["honest"].iloc[-1]), 3), path.attrs["limit"]
+    (0.818, (1.0, 0.0, 0.0))
 """
 
 from __future__ import annotations

@@ -36,6 +36,11 @@ Tests
   p̃_(i) = max_{j ≤ i} min(1, (m − j + 1)·p_(j)) over the ascending p-values; or Bonferroni
   p̃ = min(1, m·p). A comparison passes iff p̃ > α; this controls the family-wise error rate
   at α (the chance that any correct prediction in the report is marked failed).
+
+    >>> from mira_theory import stats
+    >>> c = stats.binomial("detection per task", 0.015, 160, 10_000)
+    >>> c.passed, round(c.p_value, 3), tuple(round(v, 4) for v in c.interval)
+    (True, 0.41, (0.0129, 0.0195))
 """
 
 from __future__ import annotations
