@@ -367,6 +367,8 @@ def _audit_dataset(s: Any, audit: Any, strat: np.ndarray, labels: list[str], act
             "flag_rate_predicted": v(("action",), np.array(pred_flag), "probability per task",
                                      "closed form: d_j = q·e·δ_j·(1 − β), honest f = q·e·α"),
             "audit_rate": v(("action",), p_audits / p_tasks, "probability per task", "audits per task, pooled"),
+            "audit_rate_predicted": v(("action",), np.full(len(actions), s.audit.sampling_rate),
+                                      "probability per task", "the sampling rate q"),
             "audit_rate_low": v(("action",), alo, "probability per task", f"Clopper–Pearson {confidence:g} lower"),
             "audit_rate_high": v(("action",), ahi, "probability per task", f"Clopper–Pearson {confidence:g} upper"),
         })
