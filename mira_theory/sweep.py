@@ -9,7 +9,7 @@
     >>> dict(ds.sizes)
     {'audit.sampling_rate': 5, 'stake.slash': 3, 'deviation': 2}
     >>> float(ds["deterrence_sampling_rate"].sel({"stake.slash": 20}).isel({"audit.sampling_rate": 0}))
-    0.0142857...
+    0.0476190...
 
 Semantics (explicit, after cadCAD's confusing positional sweeps)
 ----------------------------------------------------------------
@@ -286,7 +286,7 @@ AUDIT_HONEST = ("effective_audit", "false_slash_per_task", "payoff_honest", "ver
                 "capital_cost_per_task", "participation_margin")
 # closed-form outputs whose scenario-level aggregate keeps the plain name (the per-deviation
 # value is then "deviation_<name>")
-AUDIT_AGGREGATED = ("deterrence_sampling_rate", "minimum_slash", "minimum_total_stake")
+AUDIT_AGGREGATED = ("deterrence_sampling_rate", "deterrence_upper_rate", "minimum_slash", "minimum_total_stake")
 # episode_margin reads every argument except these (audit.episode_margin)
 EPISODE_IGNORES = frozenset({"damage", "audit_cost", "bounty_share", "capital_cost"})
 
