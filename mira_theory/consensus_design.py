@@ -325,14 +325,14 @@ class _Candidates:
         return len(self.N)
 
 
-def _candidates(sc: ConsensusScenario, opts: _Opts) -> _Candidates:
-    Ns = range(1, opts.N_max + 1) if "committee_size" in opts.free else [int(sc.committee.size)]
+def _candidates(sc: ConsensusScenario, opts: _Opts, Ns: Sequence[int]) -> _Candidates:
     tau_fixed = None if "threshold" in opts.free else float(sc.committee.threshold)
     r, c = sc.committee.reward, sc.verifier.cost
     F, M = sc.slashing.max_false_slash, sc.slashing.max_miss
     devs = sc.deviations
     dc = np.array([sc.verifier.cost - d.cost for d in devs])
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("N", "K", "capture", "budget", "separation")}
+    out: dict[str, list[np.ndarray]] = {k: [np.zeros(0, int if k in "NK" else float)]
+                                        for k in ("N", "K", "capture", "budget", "separation")}
     rho = sc.network.adversary_stake_share
     for N in Ns:
         Ks = np.arange(N // 2 + 1, N + 1) if tau_fixed is None else np.array([consensus.quorum(N, tau_fixed)])
@@ -352,6 +352,24 @@ def _candidates(sc: ConsensusScenario, opts: _Opts) -> _Candidates:
     return _Candidates(**{k: np.concatenate(v) for k, v in out.items()})
 
 
+def _join(a: _Candidates, b: _Candidates) -> _Candidates:
+    return _Candidates(*(np.concatenate([getattr(a, k), getattr(b, k)])
+                         for k in ("N", "K", "capture", "budget", "separation")))
+
+
+def _n_blocks(sc: ConsensusScenario, opts: _Opts) -> list[list[int]]:
+    """Committee sizes in growing blocks: the objective orders pairs by N first, so the search
+    stops generating candidates once a block holds a feasible pair."""
+    if "committee_size" not in opts.free:
+        return [[int(sc.committee.size)]]
+    out, lo, size = [], 1, 32
+    while lo <= opts.N_max:
+        hi = min(opts.N_max, lo + size - 1)
+        out.append(list(range(lo, hi + 1)))
+        lo, size = hi + 1, size * 2
+    return out
+
+
 _SEPARATION_EPS = 1e-12  # p_h − p_j must exceed this (committee_outcome's round-off is ~1e-16)
 
 
@@ -361,32 +379,38 @@ def _rows_ok(cand: _Candidates, sc: ConsensusScenario) -> dict[str, np.ndarray]:
             "separation": cand.separation > _SEPARATION_EPS}
 
 
-def _milp(cand: _Candidates, excluded: np.ndarray, sc: ConsensusScenario, opts: _Opts
-          ) -> tuple[str, int | None]:
-    """Solve the selection MILP with cvxpy/HiGHS. Returns (status, index of the chosen pair)."""
+def _milp(cand: _Candidates, excluded: np.ndarray, sc: ConsensusScenario, opts: _Opts,
+          cutoff: float = math.inf) -> tuple[str, int | None, int]:
+    """Solve the selection MILP with cvxpy/HiGHS: (status, index of the chosen pair, binaries).
+
+    With a one-hot x each linear row holds or fails per pair, so pairs that fail a row alone, the
+    cut pairs and the pairs scoring above the incumbent ``cutoff`` are fixed to 0 before the
+    solve (presolve and objective cutoff, as branch and bound would); HiGHS gets the rest.
+    """
     import cvxpy as cp
 
-    keep = np.nonzero(~excluded)[0]
+    score_all = cand.N * (opts.N_max + 1) + cand.K
+    rows = _rows_ok(cand, sc)
+    keep = np.nonzero(~excluded & np.logical_and.reduce(list(rows.values())) & (score_all <= cutoff))[0]
     if len(keep) == 0:
-        return "infeasible", None
+        return "infeasible (every candidate fixed to 0 by the rows, the cuts or the cutoff)", None, 0
     n = len(keep)
     x = cp.Variable(n, boolean=True)
-    score = cand.N[keep] * (opts.N_max + 1) + cand.K[keep]
     sep = np.minimum(cand.separation[keep], 1.0)  # +inf (nothing to separate) as 1
     cons = [cp.sum(x) == 1,
             cand.capture[keep] @ x <= sc.network.max_capture,
             cand.budget[keep] @ x >= 0,
             sep @ x >= 2 * _SEPARATION_EPS]
-    prob = cp.Problem(cp.Minimize(score.astype(float) @ x), cons)
+    prob = cp.Problem(cp.Minimize(score_all[keep].astype(float) @ x), cons)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            prob.solve(solver=cp.HIGHS)
+            prob.solve(solver=cp.HIGHS, verbose=False)
         except cp.error.SolverError as e:
-            return f"solver_error: {e}", None
+            return f"solver_error: {e}", None, n
     if prob.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or x.value is None:
-        return str(prob.status), None
-    return str(prob.status), int(keep[int(np.argmax(x.value))])
+        return str(prob.status), None, n
+    return str(prob.status), int(keep[int(np.argmax(x.value))]), n
 
 
 @dataclass
@@ -396,6 +420,7 @@ class _Search:
     inner: _Inner | None = None
     solver_status: str = ""
     milp_solves: int = 0
+    milp_binaries: int = 0
     inner_checks: int = 0
     cuts: int = 0
     candidates: int = 0
@@ -406,30 +431,42 @@ class _Search:
 
 
 def _search(sc: ConsensusScenario, opts: _Opts) -> _Search:
-    cand = _candidates(sc, opts)
-    rows = _rows_ok(cand, sc)
-    ok_rows = np.logical_and.reduce(list(rows.values()))
-    out = _Search("infeasible", candidates=len(cand), rows={k: int(v.sum()) for k, v in rows.items()},
-                  rows_all=int(ok_rows.sum()))
-    excluded = np.zeros(len(cand), bool)
-    order = np.nonzero(ok_rows)[0]
-    order = order[np.lexsort((cand.K[order], cand.N[order]))]  # the MILP objective's order
-    # lazy cuts in the MILP's own order: check pairs until one is feasible
+    out = _Search("infeasible")
+    cand = _candidates(sc, opts, [])
+    excluded = np.zeros(0, bool)
     found = None
-    for i in order:
-        pair = _Pair(sc, int(cand.N[i]), int(cand.K[i]), opts)
-        res = _inner(pair, sc, opts)
-        out.inner_checks += 1
-        if res.feasible:
-            found = (int(i), pair, res)
+    for Ns in _n_blocks(sc, opts):
+        block = _candidates(sc, opts, Ns)
+        start = len(cand)
+        cand = _join(cand, block)
+        excluded = np.concatenate([excluded, np.zeros(len(block), bool)])
+        rows = _rows_ok(block, sc)
+        ok_rows = np.logical_and.reduce(list(rows.values()))
+        for k, v in rows.items():
+            out.rows[k] = out.rows.get(k, 0) + int(v.sum())
+        out.rows_all += int(ok_rows.sum())
+        order = np.nonzero(ok_rows)[0]
+        order = start + order[np.lexsort((block.K[order], block.N[order]))]  # the MILP objective's order
+        # lazy cuts in the MILP's own order: check pairs until one is feasible
+        for i in order:
+            pair = _Pair(sc, int(cand.N[i]), int(cand.K[i]), opts)
+            res = _inner(pair, sc, opts)
+            out.inner_checks += 1
+            if res.feasible:
+                found = (int(i), pair, res)
+                break
+            excluded[i] = True
+            out.failures.append((int(cand.N[i]), int(cand.K[i]), res))
+        if found is not None:
             break
-        excluded[i] = True
-        out.failures.append((int(cand.N[i]), int(cand.K[i]), res))
+    out.candidates = len(cand)
     out.cuts = int(excluded.sum())
     checked: dict[int, tuple[_Pair, _Inner]] = {found[0]: (found[1], found[2])} if found else {}
+    cutoff = float(cand.N[found[0]] * (opts.N_max + 1) + cand.K[found[0]]) if found else math.inf
     for _ in range(5):
-        status, choice = _milp(cand, excluded, sc, opts)
+        status, choice, n = _milp(cand, excluded, sc, opts, cutoff)
         out.milp_solves += 1
+        out.milp_binaries = max(out.milp_binaries, n)
         out.solver_status = status
         if choice is None:
             if found is not None:
@@ -832,6 +869,7 @@ def design_consensus(scenario: ConsensusScenario, *, free: Sequence[str] = VARIA
                       "safety_margin": opts.safety_margin})
     search = FrozenDict({"candidates": found.candidates, "rows_all": found.rows_all,
                          "inner_checks": found.inner_checks, "cuts": found.cuts, "milp_solves": found.milp_solves,
+                         "milp_binaries": found.milp_binaries,
                          **{f"pass_{k}": v for k, v in found.rows.items()}})
     free_t = tuple(k for k in VARIABLES if k in free_set)
     if found.status != "optimal":
