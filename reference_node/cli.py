@@ -120,10 +120,10 @@ class Cluster:
         (out / "logs").mkdir(exist_ok=True)
         (out / "ports").mkdir(exist_ok=True)
 
-    def start(self, name: str, argv: list[str]) -> str:
+    def start(self, name: str, argv: list[str], port: int = 0) -> str:
         port_file = self.out / "ports" / name
         port_file.unlink(missing_ok=True)
-        proc = _spawn(name, [*argv, "--params", self.params_path, "--seed", str(self.seed), "--port", "0",
+        proc = _spawn(name, [*argv, "--params", self.params_path, "--seed", str(self.seed), "--port", str(port),
                              "--port-file", str(port_file)], self.out)
         self.procs[name] = proc
         self.urls[name] = _wait_port(port_file, proc, name)

@@ -13,6 +13,8 @@ the scenario's currency (the ledger stores integer micro-units). Every line has
     account      str?    the account the event is about (provider for commit/resolve-upheld)
     task_id      str?
 
+    request_digest str   sha256 prefix of the operation as submitted (a replay must match it)
+
 and the fields of its kind:
 
     register   account, account_kind (provider|verifier|client|arbiter), pubkey, secret_commitment,

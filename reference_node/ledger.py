@@ -38,6 +38,7 @@ Rules
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -320,21 +321,25 @@ class Ledger:
     def _event(self, request_id: str, kind: str, account: str | None, task_id: str | None, amount: int,
                data: dict, now: float) -> dict:
         self.seq += 1
-        data = {"seq": self.seq, **data}
+        data = {"seq": self.seq, **data, "request_digest": self._digest}
         self._rows["events"].append((self.seq, request_id, kind, now, account, task_id, amount,
                                      json.dumps(data, separators=(",", ":"))))
         self._pending_ids[request_id] = {"kind": kind, "data": data}
         return data
 
-    def _replayed(self, request_id: str, kind: str) -> dict | None:
+    def _replayed(self, request_id: str, kind: str, digest: str) -> dict | None:
         hit = self._pending_ids.get(request_id)
         if hit is None:
             row = self.db.execute("SELECT kind, data FROM events WHERE request_id = ?", (request_id,)).fetchone()
             if row is None:
                 return None
             hit = {"kind": row[0], "data": json.loads(row[1])}
-        if hit["kind"] != kind:
-            raise LedgerError(409, f"request id {request_id!r} was already used for a {hit['kind']} operation")
+        if hit["kind"] == kind == "commit" and hit["data"].get("request_digest") != digest:
+            raise LedgerError(409, f"task {hit['data'].get('task_id')!r} is already committed with different "
+                                   "content (replayed commitment)")
+        if hit["kind"] != kind or hit["data"].get("request_digest") != digest:
+            raise LedgerError(409, f"request id {request_id!r} was already used for a different operation "
+                                   f"({hit['kind']}): a replay must repeat the request exactly")
         return {"ok": True, "replayed": True, **hit["data"]}
 
     def _account(self, account_id: str, kind: str | None = None) -> Account:
@@ -361,9 +366,12 @@ class Ledger:
             raise LedgerError(422, "field 'request_id': expected a unique request id, found nothing")
         if not isinstance(request_id, str) or not 1 <= len(request_id) <= 200:
             raise LedgerError(422, f"field 'request_id': expected a string of 1-200 characters, found {request_id!r}")
-        replay = self._replayed(request_id, kind)
+        digest = hashlib.sha256(json.dumps(op, sort_keys=True, separators=(",", ":"), default=str)
+                                .encode()).hexdigest()[:32]
+        replay = self._replayed(request_id, kind, digest)
         if replay is not None:
             return replay
+        self._digest = digest
         return {"ok": True, **handler(op, request_id, self.now())}
 
     # -------------------------------------------------------------------- operations
@@ -647,8 +655,6 @@ class Ledger:
             raise LedgerError(409, f"verifier {verifier.id!r} committed no secret")
         if verifier.revealed is not None:
             raise LedgerError(409, f"verifier {verifier.id!r} already revealed its secret")
-        import hashlib
-
         if hashlib.sha256(bytes.fromhex(secret)).hexdigest() != verifier.secret_commitment:
             raise LedgerError(422, "field 'secret': expected the preimage of the committed sha256, found another "
                                    "value")

@@ -95,19 +95,26 @@ def load(path: str | Path) -> NodeParams:
     if first != "audit":
         raise ScenarioError([Problem(file, "game", "'audit' (the reference network runs the audit game; "
                                      "the consensus game is not implemented in the node)", repr(first))])
-    params = read_params(path, "audit")
+    problems: list[Problem] = []
+    try:
+        params = read_params(path, "audit")
+    except ScenarioError as err:
+        if any(p.key in ("", "schema_version", "game", "parameters") for p in err.problems):
+            raise  # the file itself is unreadable or not a params document
+        problems += err.problems  # report the environment's problems too, all at once
+        params = None
     doc = json.loads(Path(path).read_text(encoding="utf-8-sig")) if not file.endswith(".toml") else _toml(path)
     env = doc.get("environment")
-    problems: list[Problem] = []
     if not isinstance(env, dict):
-        raise ScenarioError([Problem(file, "environment", "a table of the scenario values in force "
-                                     "(re-export with a current mira-theory)",
-                                     "nothing" if env is None else type(env).__name__)])
+        raise ScenarioError([*problems, Problem(file, "environment", "a table of the scenario values in force "
+                                                "(re-export with a current mira-theory)",
+                                                "nothing" if env is None else type(env).__name__)])
     task, audit, stake = env.get("task"), env.get("audit"), env.get("stake")
     for key, table in (("task", task), ("audit", audit), ("stake", stake)):
         if not isinstance(table, dict):
             problems.append(Problem(file, f"environment.{key}", "a table", repr(table)))
-    if problems:
+    if problems and params is None and any(p.key.startswith("environment.") and p.found == repr(None)
+                                           for p in problems):
         raise ScenarioError(problems)
     inf = math.inf
     c_h = _num(file, "environment.task", task, "cost_honest", 0, inf, problems)
@@ -134,6 +141,8 @@ def load(path: str | Path) -> NodeParams:
         deviations.append(DeviationSpec(name, cost, div))
     if len({d.name for d in deviations}) != len(deviations):
         problems.append(Problem(file, "environment.deviation", "distinct names", str([d.name for d in deviations])))
+    if params is None:
+        raise ScenarioError(problems)
     p = params.parameters
     if p["audit_comparison"] == "exact" and alpha > 0:
         problems.append(Problem(file, "environment.audit.false_alarm_rate",
