@@ -77,11 +77,14 @@ margin (ic, false_slash, miss, capture, collusion) and the honest payoff (partic
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -193,13 +196,17 @@ def _count_interval(W: np.ndarray, p_h: float, p_devs: Sequence[float], F: float
 class _Pair:
     """The data of one (N, K) the inner search needs (from the module's committee_outcome)."""
 
-    def __init__(self, sc: ConsensusScenario, N: int, K: int, opts: _Opts):
+    def __init__(self, sc: ConsensusScenario, N: int, K: int, opts: _Opts,
+                 agreement: tuple[float, Sequence[float]] | None = None):
         self.N, self.K = N, K
         tau = K / N
         m, a, kappa = sc.claim.options, sc.verifier.accuracy, sc.verifier.error_correlation
-        self.p_h = consensus.committee_outcome(N, {}, m, tau, a, kappa).agree_honest
-        self.p_j = [consensus.committee_outcome(N - 1, {d.name: (1, d.accuracy)}, m, tau, a, kappa)
-                    .agree_deviation[d.name] for d in sc.deviations]
+        if agreement is not None:  # agreement_table's values (equal to committee_outcome's to ~1e-15)
+            self.p_h, self.p_j = float(agreement[0]), [float(v) for v in agreement[1]]
+        else:
+            self.p_h = consensus.committee_outcome(N, {}, m, tau, a, kappa).agree_honest
+            self.p_j = [consensus.committee_outcome(N - 1, {d.name: (1, d.accuracy)}, m, tau, a, kappa)
+                        .agree_deviation[d.name] for d in sc.deviations]
         r, c = sc.committee.reward, sc.verifier.cost
         dc = [c - d.cost for d in sc.deviations]
         self.need = [dc_j + opts.safety_margin * max(dc_j, 0.0) - (self.p_h - pj) * r
@@ -320,6 +327,8 @@ class _Candidates:
     capture: np.ndarray
     budget: np.ndarray  # p_h·r − c
     separation: np.ndarray  # min over the deviations that matter of p_h − p_j (+inf if none)
+    p_h: np.ndarray
+    p_j: np.ndarray  # (pairs, deviations)
 
     def __len__(self) -> int:
         return len(self.N)
@@ -332,7 +341,8 @@ def _candidates(sc: ConsensusScenario, opts: _Opts, Ns: Sequence[int]) -> _Candi
     devs = sc.deviations
     dc = np.array([sc.verifier.cost - d.cost for d in devs])
     out: dict[str, list[np.ndarray]] = {k: [np.zeros(0, int if k in "NK" else float)]
-                                        for k in ("N", "K", "capture", "budget", "separation")}
+                                        for k in ("N", "K", "capture", "budget", "separation", "p_h")}
+    out["p_j"] = [np.zeros((0, len(sc.deviations)))]
     rho = sc.network.adversary_stake_share
     for N in Ns:
         Ks = np.arange(N // 2 + 1, N + 1) if tau_fixed is None else np.array([consensus.quorum(N, tau_fixed)])
@@ -349,12 +359,14 @@ def _candidates(sc: ConsensusScenario, opts: _Opts, Ns: Sequence[int]) -> _Candi
         out["capture"].append(stats.binom.sf(Ks - 1, N, rho))
         out["budget"].append(ph * r - c)
         out["separation"].append(sep)
+        out["p_h"].append(ph)
+        out["p_j"].append(pj.T)
     return _Candidates(**{k: np.concatenate(v) for k, v in out.items()})
 
 
 def _join(a: _Candidates, b: _Candidates) -> _Candidates:
     return _Candidates(*(np.concatenate([getattr(a, k), getattr(b, k)])
-                         for k in ("N", "K", "capture", "budget", "separation")))
+                         for k in ("N", "K", "capture", "budget", "separation", "p_h", "p_j")))
 
 
 def _n_blocks(sc: ConsensusScenario, opts: _Opts) -> list[list[int]]:
@@ -377,6 +389,25 @@ def _rows_ok(cand: _Candidates, sc: ConsensusScenario) -> dict[str, np.ndarray]:
     return {"capture": cand.capture <= sc.network.max_capture,
             "participation": cand.budget >= 0,
             "separation": cand.separation > _SEPARATION_EPS}
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """HiGHS prints its banner from C on file descriptor 1, which would corrupt JSON on stdout."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # captured stdout (pytest, notebooks): nothing to guard
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def _milp(cand: _Candidates, excluded: np.ndarray, sc: ConsensusScenario, opts: _Opts,
@@ -402,7 +433,7 @@ def _milp(cand: _Candidates, excluded: np.ndarray, sc: ConsensusScenario, opts: 
             cand.budget[keep] @ x >= 0,
             sep @ x >= 2 * _SEPARATION_EPS]
     prob = cp.Problem(cp.Minimize(score_all[keep].astype(float) @ x), cons)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_stdout():
         warnings.simplefilter("ignore")
         try:
             prob.solve(solver=cp.HIGHS, verbose=False)
@@ -449,10 +480,18 @@ def _search(sc: ConsensusScenario, opts: _Opts) -> _Search:
         order = start + order[np.lexsort((block.K[order], block.N[order]))]  # the MILP objective's order
         # lazy cuts in the MILP's own order: check pairs until one is feasible
         for i in order:
-            pair = _Pair(sc, int(cand.N[i]), int(cand.K[i]), opts)
+            pair = _Pair(sc, int(cand.N[i]), int(cand.K[i]), opts, (cand.p_h[i], cand.p_j[i]))
             res = _inner(pair, sc, opts)
             out.inner_checks += 1
             if res.feasible:
+                # the design is re-derived from committee_outcome's own probabilities
+                exact = _Pair(sc, pair.N, pair.K, opts)
+                res_exact = _inner(exact, sc, opts)
+                if res_exact.feasible:
+                    pair, res = exact, res_exact
+                else:
+                    out.notes.append(f"(N, K) = ({pair.N}, {pair.K}) passes with agreement_table's probabilities "
+                                     "but not with committee_outcome's; kept the former")
                 found = (int(i), pair, res)
                 break
             excluded[i] = True
