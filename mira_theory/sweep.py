@@ -266,20 +266,34 @@ def _map_chunk(fn: Any, chunk: Sequence[Any]) -> list[Any]:
 # Audit: vectorized closed forms
 # --------------------------------------------------------------------------------------
 
-# units of the closed-form quantities ("money" is the scenario's currency)
-AUDIT_UNITS = {
-    "effective_audit": "probability", "detection_per_task": "probability per task",
-    "false_slash_per_task": "probability per task", "payoff_honest": "money per task",
-    "payoff_deviation": "money per task", "ic_margin": "money per task",
-    "deterrence_sampling_rate": "probability (may exceed 1: none ≤ 1 deters; inf: none deters)",
-    "deterrence_upper_rate": "probability (inf: no upper limit)", "minimum_slash": "money",
-    "verifier_gain_honest": "money per audit", "verifier_gain_deviation": "money per audit",
-    "mixed_sampling_rate": "probability (nan: no interior mixed equilibrium)",
-    "mixed_deviation_probability": "probability (nan: no interior mixed equilibrium)",
-    "verifier_payoff_mixed": "money per task", "verifier_payoff_leadership": "money per task",
-    "leadership_gain": "money per task", "episode_tasks": "tasks", "minimum_total_stake": "money",
-    "stake_margin": "money", "capital_cost_per_task": "money per task",
-    "participation_margin": "money per task", "episode_margin": "money",
+# units and meanings of the closed-form quantities ("money" is the scenario's currency); the
+# meanings are those of audit.derivation(), which is not called here: deriving costs seconds
+AUDIT_QUANTITIES = {
+    "effective_audit": ("probability", "probability an audit has a non-colluding verifier, e = 1 − rⁿ"),
+    "detection_per_task": ("probability per task", "detection probability of the deviation per task, d_j"),
+    "false_slash_per_task": ("probability per task", "false-slash probability of an honest task, f"),
+    "payoff_honest": ("money per task", "provider's expected payoff per task, honest, U_h"),
+    "payoff_deviation": ("money per task", "provider's expected payoff per task, deviating, U_j"),
+    "ic_margin": ("money per task", "U_h − U_j: ≥ 0 iff honest is a best response"),
+    "deterrence_sampling_rate": ("probability (may exceed 1: none ≤ 1 deters; inf: none deters)",
+                                 "q*_j: smallest sampling rate that deters the deviation"),
+    "deterrence_upper_rate": ("probability (inf: no upper limit)",
+                              "rate above which audits make the deviation pay (false alarms > detection)"),
+    "minimum_slash": ("money", "L*_j(q): smallest slash that deters the deviation at q"),
+    "verifier_gain_honest": ("money per audit", "verifier's gain from auditing an honest provider, w_h"),
+    "verifier_gain_deviation": ("money per audit", "verifier's gain from auditing a deviator, w_j"),
+    "mixed_sampling_rate": ("probability (nan: no interior mixed equilibrium)",
+                            "q°: the verifier's audit probability at the mixed equilibrium"),
+    "mixed_deviation_probability": ("probability (nan: no interior mixed equilibrium)",
+                                    "t°: provider's deviation probability at the mixed equilibrium"),
+    "verifier_payoff_mixed": ("money per task", "verifier's payoff at the mixed equilibrium"),
+    "verifier_payoff_leadership": ("money per task", "verifier's payoff committing to q (leadership)"),
+    "leadership_gain": ("money per task", "leadership payoff − mixed-equilibrium payoff (verifier)"),
+    "episode_tasks": ("tasks", "expected tasks cheated before the first slash settles, E[M]"),
+    "minimum_total_stake": ("money", "S*_j: total stake below which a cheating episode pays"),
+    "stake_margin": ("money", "S − S*_j: ≥ 0 iff the stake covers a cheating episode"),
+    "capital_cost_per_task": ("money per task", "capital cost of the locked stake per task"),
+    "participation_margin": ("money per task", "U_h − capital cost per task: ≥ 0 iff honest work pays"),
 }
 # closed-form outputs that do not depend on the deviation (solve() takes them from the first)
 AUDIT_HONEST = ("effective_audit", "false_slash_per_task", "payoff_honest", "verifier_gain_honest",
@@ -341,7 +355,6 @@ def _audit_sweep(scenario: Any, axes: Sequence[Axis], zip: bool, run: Any, episo
     args, grid_shape = _audit_arguments(scenario, axes, zip)
     full = grid_shape + (J,)
     cf = audit.closed_form(**args)
-    meaning = {d.name: d.meaning for d in audit.derivation()}
     dims, coords = _coords(axes, zip)
     ddims = dims + (DEVIATION_DIM,)
     coords[DEVIATION_DIM] = (DEVIATION_DIM, np.array(names, dtype=object),
@@ -353,12 +366,12 @@ def _audit_sweep(scenario: Any, axes: Sequence[Axis], zip: bool, run: Any, episo
     data: dict[str, Any] = {}
     per: dict[str, np.ndarray] = {k: np.broadcast_to(v, full) for k, v in cf.items()}
     for k, v in per.items():
-        desc = meaning.get(k, k.replace("_", " "))
+        units, desc = AUDIT_QUANTITIES.get(k, ("", k.replace("_", " ")))
         if k in AUDIT_HONEST:
-            data[k] = var(dims, v[..., 0], AUDIT_UNITS[k], desc)
+            data[k] = var(dims, v[..., 0], units, desc)
         else:
             name = f"deviation_{k}" if k in AUDIT_AGGREGATED else k
-            data[name] = var(ddims, v, AUDIT_UNITS[k], desc)
+            data[name] = var(ddims, v, units, desc)
 
     q_dev = per["deterrence_sampling_rate"]
     with np.errstate(invalid="ignore"):
@@ -374,7 +387,7 @@ def _audit_sweep(scenario: Any, axes: Sequence[Axis], zip: bool, run: Any, episo
                                    "kind of equilibrium of the honest-vs-deviation inspection game: 'mixed' "
                                    "where the closed form has an interior mixed equilibrium, else 'pure' (a "
                                    "2×2 game without a fully mixed equilibrium has a pure one)")
-    data["deterrence_sampling_rate"] = var(dims, q_star, AUDIT_UNITS["deterrence_sampling_rate"],
+    data["deterrence_sampling_rate"] = var(dims, q_star, AUDIT_QUANTITIES["deterrence_sampling_rate"][0],
                                            "q*: max over deviations of q*_j (the binding deviation's)")
     data["deterrence_upper_rate"] = var(dims, upper, "probability",
                                         "min(1, min_j upper_j): honesty is a best response on [q*, this]")

@@ -41,7 +41,10 @@ def noisy():
 
 @pytest.fixture(scope="module")
 def pool():
-    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:
+    """Two forked workers, started before any Dask thread exists (forking is fast: the
+    workers inherit the imported modules; the library's own pools use spawn)."""
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
+        list(ex.map(abs, [1, 2]))  # fork both workers now
         yield ex
 
 
@@ -144,7 +147,7 @@ def test_mixed_strategies_play_their_probabilities(noisy):
 # --------------------------------------------------------------------------------------
 
 
-def test_same_seed_identical_on_every_backend_and_chunking(noisy, pool, dask_client):
+def test_same_seed_identical_on_every_backend_and_chunking(pool, dask_client, noisy):
     P = 4
     rounds = (BLOCK_TASKS // P) * SEGMENT_BLOCKS + 1_000  # two segments per replicate
     kw = dict(mix={"honest": 2, "weaker-model": 1, "random-output": 1}, rounds=rounds, replicates=2, seed=7)

@@ -50,7 +50,10 @@ def binary():
 
 @pytest.fixture(scope="module")
 def pool():
-    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:
+    """Two forked workers, started before any Dask thread exists (forking is fast: the
+    workers inherit the imported modules; the library's own pools use spawn)."""
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
+        list(ex.map(abs, [1, 2]))  # fork both workers now
         yield ex
 
 
@@ -323,7 +326,7 @@ def test_consensus_cross_key_checks_apply_per_point(binary):
     assert p.key == "committee.threshold" and "above 1/2" in p.expected and "0.4" in p.found
 
 
-def test_backends_give_identical_sweeps(binary, consensus_sweep, pool, dask_client):
+def test_backends_give_identical_sweeps(pool, dask_client, binary, consensus_sweep):
     in_processes = sweep(binary, CONSENSUS_OVER, backend="processes", client=pool, chunk_size=1)
     on_dask = sweep(binary, CONSENSUS_OVER, backend="dask", client=dask_client, chunk_size=3)
     xr.testing.assert_identical(consensus_sweep, in_processes)
