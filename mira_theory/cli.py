@@ -67,11 +67,99 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _design_options(args: argparse.Namespace) -> dict:
+    opts = {"safety_margin": args.safety_margin, "q_max": args.q_max, "S_max": args.S_max, "L_max": args.L_max}
+    if args.free is not None:
+        opts["free"] = tuple(args.free)
+    if args.verifier_remedy:
+        opts["verifier_remedy"] = True
+    return opts
+
+
+def _design(scenario, args: argparse.Namespace):
+    """The cheapest design of an audit scenario (options from the command line)."""
+    from mira_theory.design import design
+
+    if scenario.game != "audit":
+        raise ScenarioError([_game_problem(scenario, "audit (design of a consensus scenario: not offered yet)")])
+    return design(scenario, **_design_options(args))
+
+
+def _game_problem(scenario, expected: str):
+    from mira_theory.scenario import Problem
+
+    return Problem(scenario.path or scenario.name, "scenario.game", expected, repr(scenario.game))
+
+
+def cmd_design(args: argparse.Namespace) -> int:
+    from mira_theory.api import load
+
+    try:
+        result = _design(load(args.scenario), args)
+    except ValueError as err:
+        if isinstance(err, ScenarioError):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(dumps(result.to_dict()) if args.json else str(result))
+    return EXIT_OK if result.verified else EXIT_FAILED
+
+
+def cmd_frontier(args: argparse.Namespace) -> int:
+    from mira_theory.api import load
+    from mira_theory.design import frontier
+
+    scenario = load(args.scenario)
+    if scenario.game != "audit":
+        raise ScenarioError([_game_problem(scenario, "audit (the stake frontier is of the audit game)")])
+    options = _design_options(args)
+    options.pop("S_max")
+    try:
+        result = frontier(scenario, against=args.against, points=args.points,
+                          S_range=tuple(args.S_range) if args.S_range else None, **options)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(dumps(result.to_dict()) if args.json else str(result))
+    for path, write in ((args.csv, lambda f: result.table.to_csv(f, index=False)),
+                        (args.plot, lambda f: result.plot(path=f))):
+        if path:
+            try:
+                write(path)
+            except OSError as err:
+                print(f"error: {path}: expected a writable file, found {err.strerror}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            print(f"wrote {path}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from mira_theory import deployment
     from mira_theory.api import load
 
-    document = deployment.export(load(args.scenario))
+    scenario = load(args.scenario)
+    if args.design:
+        try:
+            result = _design(scenario, args)
+        except ValueError as err:
+            if isinstance(err, ScenarioError):
+                raise
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if not result.verified:
+            print(f"error: no verified design to export: {result.status}"
+                  + (f": {result.message}" if result.message else ""), file=sys.stderr)
+            for s in result.suggestions:
+                print(f"  - {s}", file=sys.stderr)
+            return EXIT_FAILED
+        document = deployment.export(result.scenario_with_design())
+        # the designed parameters belong to the scenario file they were designed from
+        document["scenario_sha256"] = scenario.sha256
+        document["design"] = {"objective": result.objective, "formulation": result.formulation,
+                              "binding": list(result.binding), "free": list(result.free),
+                              "options": result.to_dict()["options"]}
+    else:
+        document = deployment.export(scenario)
     text = deployment.dumps(document, args.format)
     if args.output in (None, "-"):
         print(text, end="")
@@ -153,6 +241,32 @@ def cmd_table(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _nonnegative(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, found {text!r}")
+    return v
+
+
+def _design_arguments(p: argparse.ArgumentParser) -> None:
+    from mira_theory.design import VARIABLES
+
+    g = p.add_argument_group("design options")
+    g.add_argument("--free", nargs="+", choices=VARIABLES, metavar="VAR",
+                   help=f"variables to design (default all: {', '.join(VARIABLES)}); the others keep the "
+                        "scenario's values")
+    g.add_argument("--safety-margin", type=_nonnegative, default=0.0,
+                   help="IC must hold with the deviation's saving inflated by 1 + m (default 0)")
+    g.add_argument("--q-max", type=_nonnegative, default=1.0, help="largest sampling rate (default 1)")
+    g.add_argument("--S-max", type=_nonnegative, default=float("inf"), help="largest stake (default none)")
+    g.add_argument("--L-max", type=_nonnegative, default=float("inf"), help="largest slash (default none)")
+    g.add_argument("--verifier-remedy", action="store_true",
+                   help="add the cheapest verifier's-dilemma remedy's cost (see `incentives`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mira-theory",
@@ -210,7 +324,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", help="scenario file (TOML)")
     p.add_argument("-o", "--output", help="output file (default: standard output)")
     p.add_argument("--format", choices=["json", "toml"], default="json", help="file format (default json)")
+    p.add_argument("--design", action="store_true",
+                   help="export the cheapest safe parameters (as `mira-theory design`) instead of those in force")
+    _design_arguments(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("design", help="the cheapest incentive-compatible parameters (q, L, S, R)",
+                       description="Choose the audit sampling rate q, slash L, stake S and reward R (each "
+                                   "free or fixed) that minimise the network's cost per task (reward + "
+                                   "audits) subject to incentive compatibility against every deviation, "
+                                   "participation (capital cost included), stake exhaustion and the exact "
+                                   "episode check, and the bounds; provider types from the scenario's "
+                                   "[[provider_type]] tables. Exit 0 with a verified design, 1 if none "
+                                   "exists (the reason and what would have to change are printed).")
+    p.add_argument("scenario", help="scenario file (TOML)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _design_arguments(p)
+    p.set_defaults(func=cmd_design)
+
+    p = sub.add_parser("frontier", help="the Pareto frontier of stake against audit cost (or reward)",
+                       description="Design under a geometric grid of stake caps and print the Pareto "
+                                   "frontier of locked stake against audit cost per task (or reward).")
+    p.add_argument("scenario", help="scenario file (TOML)")
+    p.add_argument("--against", choices=["audit_cost", "reward"], default="audit_cost")
+    p.add_argument("--points", type=int, default=12, help="stake caps on the grid (default 12)")
+    p.add_argument("--S-range", nargs=2, type=_nonnegative, metavar=("LOW", "HIGH"),
+                   help="the stake caps' range (default: from the least stake the constraints allow to the "
+                        "uncapped design's stake)")
+    p.add_argument("--csv", help="write every point as CSV")
+    p.add_argument("--plot", help="write the plot (PNG, PDF, SVG by extension)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _design_arguments(p)
+    p.set_defaults(func=cmd_frontier)
 
     p = sub.add_parser("check", help="recompute every constraint for given deployment parameters",
                        description="Apply a deployment-parameters file (exported, hand-edited or read "

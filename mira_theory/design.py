@@ -705,6 +705,73 @@ def _optimize(model: _Model, goal: str = "cost") -> _Outcome:
     return out
 
 
+def _exact_margins(model: _Model, params: Mapping[str, float]) -> np.ndarray:
+    """Every design constraint's margin at params, scaled to O(1), for the local polish:
+    IC (with the safety margin), participation, stake and the exact episode check over the
+    pruned types. ≥ 0 everywhere iff the design holds."""
+    q, L, S, R = (float(params[k]) for k in VARIABLES)
+    sc, t, m = model.sc, model.types, model.o.safety_margin
+    design_sc_args = {"sampling_rate": q, "slash": L, "total_stake": S, "reward": R}
+    out: list[float] = []
+    for j, d in enumerate(model.devs):
+        args = audit.arguments(sc, d)
+        args.update(design_sc_args, cost_honest=t.cost_honest, throughput=t.throughput, capital_cost=t.capital_cost)
+        cf = audit.closed_form(**args)
+        dc = t.cost_honest - d.cost
+        required = np.where(dc > 0, m * dc, np.where(model.gap[j] < 0, -m * q * model.gap[j] * (L + R), 0.0))
+        out.append(float(np.min((cf["ic_margin"] - required) / np.maximum(np.abs(dc), 1e-9))))
+        out.append(float(np.min(cf["stake_margin"][model.stake_types])) / max(S, 1e-9))
+        if j == 0:
+            out.append(float(np.min(cf["participation_margin"][model.part_types])) / max(R, 1e-9))
+        for i in model.stake_types:
+            a = audit.arguments(sc, d)
+            a.update(design_sc_args, cost_honest=float(t.cost_honest[i]), throughput=float(t.throughput[i]),
+                     capital_cost=float(t.capital_cost[i]))
+            out.append(audit.episode_margin(a) / max(S, 1e-9))
+    return np.array(out)
+
+
+def _polish(model: _Model, params: Mapping[str, float]) -> dict[str, float] | None:
+    """A local improvement of a design on the exact constraints (scipy SLSQP from the outer
+    loop's point): the outer loop fixes μ at the point it reached, and its tie-break (least
+    slash) can leave the episode check binding at a slash smaller than the bounds allow,
+    where a larger slash would permit fewer audits. Returns a cheaper design that passes
+    every exact constraint, or None."""
+    from scipy import optimize
+
+    free = [k for k in VARIABLES if k in model.o.free]
+    if not free:
+        return None
+    start = np.array([float(params[k]) for k in free])
+    scale = np.where(start > 0, start, 1.0)
+    upper = {"sampling_rate": min(model.o.q_max, 1.0), "slash": model.o.L_max, "total_stake": model.o.S_max,
+             "reward": math.inf}
+    bounds = [(0.0 if k != "sampling_rate" else 1e-12 / scale[i], upper[k] / scale[i]) for i, k in enumerate(free)]
+
+    def point(z: np.ndarray) -> dict[str, float]:
+        return {**params, **{k: float(z[i] * scale[i]) for i, k in enumerate(free)}}
+
+    def cost(z: np.ndarray) -> float:
+        x = point(z)
+        return x["reward"] + x["sampling_rate"] * model.audit_cost
+
+    base = cost(np.ones(len(free)))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = optimize.minimize(lambda z: cost(z) / base, np.ones(len(free)), method="SLSQP", bounds=bounds,
+                                    constraints=[{"type": "ineq", "fun": lambda z: _exact_margins(model, point(z))}],
+                                    options={"maxiter": 200, "ftol": 1e-12})
+    except (ValueError, ArithmeticError):
+        return None
+    if not np.all(np.isfinite(res.x)):
+        return None
+    x = point(res.x)
+    if (_exact_margins(model, x) >= -1e-9).all() and cost(res.x) < base * (1 - 1e-9):
+        return x
+    return None
+
+
 # --------------------------------------------------------------------------------------
 # Verification by the toolkit's closed forms and solver
 # --------------------------------------------------------------------------------------
@@ -1174,6 +1241,7 @@ def design(scenario: AuditScenario, *, free: Sequence[str] = VARIABLES, safety_m
     episode_rounds = 0
     best: tuple[_Model, _Outcome] | None = None
     last_objective = math.inf
+    history: list[np.ndarray] = []
     while outcome.status == "optimal" and episode_rounds < _EPISODE_ROUNDS:
         # the exact episode check (slashes capped at S) as an outer loop: S ≥ μ_j·S*_j, with μ_j
         # the ratio (least S passing the exact check)/S*_j at the current design: a fixed point
@@ -1197,6 +1265,12 @@ def design(scenario: AuditScenario, *, free: Sequence[str] = VARIABLES, safety_m
             break
         last_objective = outcome.objective
         episode_rounds += 1
+        history.append(mu.copy())
+        if len(history) >= 3 and episode_rounds % 3 == 0:  # Aitken's Δ² on the linearly converging μ
+            m0, m1, m2 = history[-3:]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                acc = m2 - (m2 - m1) ** 2 / (m2 - 2 * m1 + m0)
+            mu = np.where(np.isfinite(acc) & (acc >= 1.0) & (np.abs(acc - m2) <= 0.5 * m2), acc, m2)
         opts = dataclasses.replace(opts, episode_factor=tuple(float(v) for v in mu))
         model = _Model(scenario, types, opts)
         outcome = _optimize(model)
@@ -1217,9 +1291,148 @@ def design(scenario: AuditScenario, *, free: Sequence[str] = VARIABLES, safety_m
         return result("infeasible", "no parameter set satisfies every constraint within the bounds and fixed "
                       "values", sugg, outcome=outcome)
     params = _params_of(model, outcome.x)
+    polished = _polish(model, params) if stake_bound == "exact" else None
+    if polished is not None:
+        params = polished
+        outcome.objective = polished["reward"] + polished["sampling_rate"] * model.audit_cost
+        formulation += "; then a local polish on the exact constraints (scipy SLSQP) lowered the cost"
     if params["sampling_rate"] < 1 / _BIG or params["slash"] > _BIG or params["total_stake"] > _BIG:
         return result("unbounded", "numerically unbounded: the solver drove q → 0 or L, S → ∞ "
                       f"(q = {params['sampling_rate']:.3g}, L = {params['slash']:.3g}, S = {params['total_stake']:.3g})",
                       ["set L_max or S_max"], objective=outcome.objective, outcome=outcome)
     form = formulation if outcome.condensed or stake_bound == "exact" else formulation
     return result("optimal", params=params, objective=outcome.objective, form=form, outcome=outcome)
+
+
+# --------------------------------------------------------------------------------------
+# The trade-off curve
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Frontier(Provenance):
+    """The Pareto frontier of the locked stake against the audit cost (and the reward).
+
+    ``table``: one row per stake cap S_max (a geometric grid): the cheapest design under that
+    cap (q, L, S, R, audit cost q·n·k, reward, cost per task, status) and ``pareto``: whether
+    the row is on the frontier (no other row has both less stake and a lower audit cost).
+    More stake lets the network audit less: S* and the episode check fall as q rises.
+    """
+
+    scenario: AuditScenario
+    against: str  # audit_cost | reward
+    table: Any  # pandas.DataFrame
+    seconds: float
+    toolkit_version: str = __version__
+    game: str = "audit-frontier"
+
+    @property
+    def pareto(self) -> Any:
+        return self.table[self.table["pareto"]].reset_index(drop=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable({**self.provenance(), "against": self.against, "seconds": self.seconds,
+                         "points": self.table.to_dict(orient="records")})
+
+    def __str__(self) -> str:
+        t = self.pareto
+        rows = [(fmt(r.S_max), fmt(r.total_stake), fmt(r.sampling_rate), fmt(r.slash), fmt(r.reward),
+                 fmt(r.audit_cost), fmt(r.cost)) for r in t.itertuples()]
+        head = (f"stake against {self.against.replace('_', ' ')}: {self.scenario.name} "
+                f"({len(t)} Pareto points of {len(self.table)} stake caps)")
+        return head + "\n" + render_table(rows, ("S_max", "stake S", "q", "slash L", "reward R", "audit cost",
+                                                 "cost/task"))
+
+    def plot(self, ax: Any = None, path: str | None = None) -> Any:
+        """Stake (x, log) against the audit cost or reward (y), the Pareto points joined."""
+        import matplotlib
+
+        if ax is None and path is not None:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = None
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(6, 4))
+        t = self.table[self.table["status"] == "optimal"]
+        p = self.pareto
+        ax.plot(t["total_stake"], t[self.against], "o", color="0.7", label="cheapest design per stake cap")
+        ax.plot(p["total_stake"], p[self.against], "-o", color="C0", label="Pareto frontier")
+        ax.set_xscale("log")
+        ax.set_xlabel("locked stake S")
+        ax.set_ylabel({"audit_cost": "audit cost per task q·n·k", "reward": "reward per task R"}[self.against])
+        ax.set_title(f"{self.scenario.name}: stake against {self.against.replace('_', ' ')}")
+        ax.legend()
+        if path is not None:
+            (fig or ax.figure).savefig(path, dpi=120, bbox_inches="tight")
+        return ax
+
+
+def frontier(scenario: AuditScenario, *, against: str = "audit_cost", points: int = 25,
+             S_range: tuple[float, float] | None = None, **options: Any) -> Frontier:
+    """Trace the stake/audit-cost (or stake/reward) trade-off by designing under a grid of stake caps.
+
+    Each point is :func:`design` with ``S_max`` set to one value of a geometric grid over
+    ``S_range`` (default: from the least stake the GP allows (10⁻⁴ of the uncapped design's
+    stake when any stake > 0 will do) to the uncapped design's stake) and the other
+    ``options`` passed through. ``design`` finds local optima (sequential GP, the episode
+    outer loop): where a smaller cap's verified design is cheaper it is kept for the larger
+    cap too (it is feasible there), so the curve is monotone; ``source`` says which. The stake must be free.
+    """
+    import pandas as pd
+
+    started = time.perf_counter()
+    if against not in ("audit_cost", "reward"):
+        raise ValueError(f"against must be 'audit_cost' or 'reward', got {against!r}")
+    if not (isinstance(points, int) and 2 <= points <= 1000):
+        raise ValueError(f"points must be an integer from 2 to 1000, got {points!r}")
+    free = tuple(options.pop("free", VARIABLES))
+    if "total_stake" not in free:
+        raise ValueError("the stake must be free to trace the stake trade-off (free includes 'total_stake')")
+    if S_range is None:
+        # from the least stake the constraints allow (the GP minimising S, a lower bound: the exact
+        # episode check can only raise it; caps below the true least stake come out infeasible)
+        # to the stake of the uncapped design (or 10⁴ times the least, if that is unbounded)
+        opts = _Options(frozenset(free), float(options.get("safety_margin", 0.0)), float(options.get("q_max", 1.0)),
+                        math.inf, float(options.get("L_max", math.inf)), options.get("stake_bound", "exact"), 0.0)
+        mdl = _Model(scenario, provider_types(scenario, options.get("provider_types")), opts)
+        res = _optimize(mdl, "S")
+        top = design(scenario, free=free, **options)
+        if res.status == "optimal":
+            lo_S = max(mdl.point(res.x)[2], 1e-9)
+            hi_S = float(top.parameters["total_stake"]) if top.feasible else 1e4 * lo_S
+        elif res.solver_status == "unbounded" and top.feasible:  # S → 0 works (q = 1, R large)
+            hi_S = float(top.parameters["total_stake"])
+            lo_S = 1e-4 * hi_S
+        else:
+            raise ValueError("no design is feasible, so there is no frontier (see `mira-theory design`)")
+        S_range = (lo_S, max(hi_S, 10 * lo_S))
+    lo_S, hi_S = S_range
+    if not (0 < lo_S < hi_S and math.isfinite(hi_S)):
+        raise ValueError(f"S_range must be 0 < low < high < ∞, got {S_range!r}")
+    rows: list[dict[str, Any]] = []
+    n, k = scenario.audit.verifiers, scenario.audit.cost
+    best: dict[str, Any] | None = None
+    for cap in np.geomspace(lo_S, hi_S, points):
+        res = design(scenario, free=free, **{**options, "S_max": float(cap)})
+        p = res.parameters
+        row = {"S_max": float(cap), "status": res.status, **{key: float(p[key]) for key in VARIABLES},
+               "audit_cost": float(p["sampling_rate"]) * n * k, "cost": res.objective,
+               "verified": res.verified, "source": "design"}
+        if res.verified and best is not None and best["cost"] < row["cost"]:
+            # the design is a local optimum (sequential GP, episode outer loop); a smaller cap's
+            # verified design is feasible under this larger cap too, and cheaper: keep it
+            row = {**best, "S_max": float(cap), "source": f"design at S_max = {best['S_max']:.6g}"}
+        if row["verified"] and (best is None or row["cost"] <= best["cost"]):
+            best = row
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    ok = table["status"] == "optimal"
+    pareto = np.zeros(len(table), bool)
+    for i in np.flatnonzero(ok):
+        s, c = table.at[i, "total_stake"], table.at[i, against]
+        dominated = ok & (table["total_stake"] <= s) & (table[against] <= c) & \
+            ((table["total_stake"] < s * (1 - 1e-9)) | (table[against] < c - 1e-12 * max(1.0, abs(c))))
+        pareto[i] = not dominated.any()
+    table["pareto"] = pareto
+    return Frontier(scenario, against, table, time.perf_counter() - started)
