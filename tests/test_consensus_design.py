@@ -178,12 +178,12 @@ scenarios = st.fixed_dictionaries({
 def test_random_scenarios_verified(binary, changes):
     changes = {**changes, "deviation.random-guess.accuracy": 1.0 / changes["claim.options"]}
     sc = binary.replace(changes)
-    res = CD.design_consensus(sc, N_max=25, W_max=400, explain=False)
+    res = CD.design_consensus(sc, N_max=15, W_max=300, explain=False)
     if res.status == "optimal":
         ok, failing = solve_holds(res.scenario_with_design())
         assert ok, (failing, res.parameters)
         assert res.verified
-        assert res.parameters["committee_size"] <= 25 and res.parameters["window"] <= 400
+        assert res.parameters["committee_size"] <= 15 and res.parameters["window"] <= 300
     else:
         assert res.message
 
