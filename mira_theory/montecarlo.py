@@ -59,8 +59,8 @@ from mira_theory import __version__
 from mira_theory.backends import check_backend, progress_bar, run_chunks
 from mira_theory.scenario import Problem, Scenario, ScenarioError
 
-BLOCK_TASKS = 1 << 16  # tasks drawn per block (cache-sized); a block is whole rounds
-SEGMENT_BLOCKS = 32  # blocks per unit of parallel work (about 2 M tasks)
+BLOCK_TASKS = 1 << 18  # tasks drawn per block (2 MiB of uniforms); a block is whole rounds
+SEGMENT_BLOCKS = 8  # blocks per unit of parallel work (about 2 M tasks)
 CONSENSUS_BLOCK_VOTES = 1 << 16
 MAX_ROUNDS = 10**10
 MAX_AGENTS = 10**6

@@ -306,12 +306,11 @@ EPISODE_IGNORES = frozenset({"damage", "audit_cost", "bounty_share", "capital_co
 
 
 def margin_holds(value: Any) -> np.ndarray:
-    """Vectorized :attr:`mira_theory.results.Margin.holds` (tested equal to it): ≥ 0 up to a
-    relative 1e-12; +inf holds, −inf and NaN do not."""
-    v = np.asarray(value, float)
+    """Vectorized :attr:`mira_theory.results.Margin.holds` (tested equal to it). There, a
+    finite margin holds iff v ≥ −1e-12·max(1, |v|), +inf holds, −inf and NaN do not; for
+    |v| > 1 no negative v passes, so this is exactly v ≥ −1e-12 (false for −inf and NaN)."""
     with np.errstate(invalid="ignore"):
-        finite = np.isfinite(v)
-        return np.where(finite, v >= -1e-12 * np.maximum(1.0, np.abs(np.where(finite, v, 0.0))), v > 0)
+        return np.asarray(value, float) >= -1e-12
 
 
 def _audit_arguments(scenario: Any, axes: Sequence[Axis], zip: bool) -> tuple[dict[str, Any], tuple[int, ...]]:
@@ -339,6 +338,39 @@ def _audit_arguments(scenario: Any, axes: Sequence[Axis], zip: bool) -> tuple[di
         else:
             args[by_path[a.canonical]] = values
     return args, grid_shape
+
+
+def _over_deviations(op: Any, arr: np.ndarray) -> np.ndarray:
+    """Reduce the trailing deviation axis with a binary ufunc, slice by slice (numpy's own
+    reductions over a short inner axis are several times slower)."""
+    return functools.reduce(op, (arr[..., j] for j in range(arr.shape[-1])))
+
+
+def _max_over_deviations(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(max, index of the first maximum) over the trailing deviation axis."""
+    best = arr[..., 0]
+    index = np.zeros(best.shape, np.int16)
+    for j in range(1, arr.shape[-1]):
+        better = arr[..., j] > best
+        index[better] = j
+        best = np.where(better, arr[..., j], best)
+    return best, index
+
+
+def _deviation_flags(names: Sequence[str], description: str) -> dict[str, Any]:
+    """Attrs of a variable holding indices into the deviation coordinate (CF flag convention:
+    integers, not strings, because string arrays cost more than the whole closed form)."""
+    return {"units": "", "flag_values": list(range(len(names))), "flag_meanings": " ".join(names),
+            "description": description + ": index into the 'deviation' coordinate (see kind_labels())"}
+
+
+def kind_labels(ds: xr.Dataset, name: str) -> xr.DataArray:
+    """A flag variable's values as labels, e.g. ``kind_labels(ds, "binding_deviation")``."""
+    var = ds[name]
+    meanings = np.asarray(var.attrs["flag_meanings"].split(" "), dtype=object)
+    if name == "binding_deviation" and DEVIATION_DIM in ds.coords:
+        meanings = np.asarray(ds[DEVIATION_DIM].values, dtype=object)  # names may contain spaces
+    return var.copy(data=meanings[np.asarray(var.values, int)])
 
 
 def _episode_margin_point(args: dict[str, float]) -> float:
@@ -376,30 +408,30 @@ def _audit_sweep(scenario: Any, axes: Sequence[Axis], zip: bool, run: Any, episo
     q_dev = per["deterrence_sampling_rate"]
     with np.errstate(invalid="ignore"):
         dev_deterrable = q_dev <= 1.0 + TIE
-        binding = np.argmax(q_dev, axis=-1)  # first on ties, as solve()'s max()
-        q_star = np.take_along_axis(q_dev, binding[..., None], axis=-1)[..., 0]
-        upper = np.minimum(1.0, per["deterrence_upper_rate"].min(axis=-1))
-        deterrable = dev_deterrable.all(axis=-1) & (q_star <= upper + TIE)
+        q_star, binding = _max_over_deviations(q_dev)  # first on ties, as solve()'s max()
+        upper = np.minimum(1.0, _over_deviations(np.minimum, per["deterrence_upper_rate"]))
+        deterrable = _over_deviations(np.logical_and, dev_deterrable) & (q_star <= upper + TIE)
     data["deviation_deterrable"] = var(ddims, dev_deterrable, "boolean",
                                        "some sampling rate ≤ 1 deters this deviation (q*_j ≤ 1)")
     interior = np.isfinite(per["mixed_sampling_rate"])
-    data["equilibrium_kind"] = var(ddims, np.where(interior, "mixed", "pure").astype(object), "",
-                                   "kind of equilibrium of the honest-vs-deviation inspection game: 'mixed' "
-                                   "where the closed form has an interior mixed equilibrium, else 'pure' (a "
-                                   "2×2 game without a fully mixed equilibrium has a pure one)")
+    data["equilibrium_kind"] = (ddims, interior.astype(np.int8), {
+        "units": "", "flag_values": [0, 1], "flag_meanings": "pure mixed",
+        "description": "equilibrium of the honest-vs-deviation inspection game: 1 (mixed) where the closed "
+                       "form has an interior mixed equilibrium, else 0 (pure: a 2×2 game without a fully "
+                       "mixed equilibrium has a pure one); see kind_labels()"})
     data["deterrence_sampling_rate"] = var(dims, q_star, AUDIT_QUANTITIES["deterrence_sampling_rate"][0],
                                            "q*: max over deviations of q*_j (the binding deviation's)")
     data["deterrence_upper_rate"] = var(dims, upper, "probability",
                                         "min(1, min_j upper_j): honesty is a best response on [q*, this]")
     data["deterrable"] = var(dims, deterrable, "boolean",
                              "one sampling rate ≤ 1 deters every deviation (as AuditSolution.deterrable)")
-    data["binding_deviation"] = var(dims, np.asarray(names, dtype=object)[binding], "",
-                                    "the deviation needing the highest sampling rate (first on ties)")
-    data["minimum_slash"] = var(dims, per["minimum_slash"].max(axis=-1), "money",
+    data["binding_deviation"] = (dims, binding.astype(np.int16), _deviation_flags(
+        names, "the deviation needing the highest sampling rate (first on ties)"))
+    data["minimum_slash"] = var(dims, _over_deviations(np.maximum, per["minimum_slash"]), "money",
                                 "L*(q): max over deviations of the minimum deterring slash")
-    data["minimum_total_stake"] = var(dims, per["minimum_total_stake"].max(axis=-1), "money",
+    data["minimum_total_stake"] = var(dims, _over_deviations(np.maximum, per["minimum_total_stake"]), "money",
                                       "S*: max over deviations of the minimum total stake")
-    holds = (margin_holds(per["ic_margin"]) & margin_holds(per["stake_margin"])).all(axis=-1)
+    holds = _over_deviations(np.logical_and, margin_holds(per["ic_margin"]) & margin_holds(per["stake_margin"]))
     holds &= margin_holds(per["participation_margin"][..., 0])
     method = ("closed forms of mira_theory.games.audit (sympy-derived, numpy-evaluated), one vectorized "
               "call over the grid")
@@ -407,7 +439,7 @@ def _audit_sweep(scenario: Any, axes: Sequence[Axis], zip: bool, run: Any, episo
         ep = _episode_margins(args, axes, zip, grid_shape, run)
         data["episode_margin"] = var(ddims, ep, "money", "E[min(S, L·K)] − E[episode gain]: ≥ 0 iff a "
                                      "cheating episode loses in expectation (exact, audit.episode_margin)")
-        holds &= margin_holds(ep).all(axis=-1)
+        holds &= _over_deviations(np.logical_and, margin_holds(ep))
         method += "; episode margins per point (audit.episode_margin)"
     data["holds"] = var(dims, holds, "boolean",
                         "every margin holds (ic and stake per deviation, participation"
@@ -504,7 +536,7 @@ def _consensus_point(scenario: Any) -> dict[str, Any]:
         "consensus_wrong": sol.outcome_honest.wrong, "consensus_none": sol.outcome_honest.none,
         "agreement_honest": sol.agreement_honest, "false_slash_per_window": sol.false_slash_per_window,
         "honest_payoff": sol.honest_payoff, "minimum_slash": sol.minimum_slash,
-        "binding_deviation": sol.binding_deviation,
+        "binding_deviation": [d.name for d in sol.deviations].index(sol.binding_deviation),
         "minimum_window": _num(wd.window if wd.feasible else None),
         "minimum_window_agreement_threshold": _num(wd.agreement_threshold if wd.feasible else None),
         "capture_probability": sol.capture_probability,
@@ -564,9 +596,9 @@ def _consensus_sweep(scenario: Any, axes: Sequence[Axis], zip: bool, run: Any) -
                              {"description": "the dishonest strategy ([[deviation]] name)"})
     data: dict[str, Any] = {}
     for k, (units, desc) in CONSENSUS_POINT.items():
-        arr = np.array([r["point"][k] for r in results])
-        arr = arr.astype(object) if arr.dtype.kind == "U" else arr
-        data[k] = (dims, arr.reshape(grid_shape), {"units": units, "description": desc})
+        arr = np.array([r["point"][k] for r in results]).reshape(grid_shape)
+        attrs = _deviation_flags(names, desc) if k == "binding_deviation" else {"units": units, "description": desc}
+        data[k] = (dims, arr.astype(np.int16) if k == "binding_deviation" else arr, attrs)
     for k, (units, desc) in CONSENSUS_DEVIATION.items():
         arr = np.array([r["deviation"][k] for r in results])
         arr = arr.astype(object) if arr.dtype.kind == "U" else arr

@@ -20,7 +20,7 @@ import mira_theory as mt
 from mira_theory.cli_sweep import main as cli_main
 from mira_theory.results import Margin
 from mira_theory.scenario import ScenarioError
-from mira_theory.sweep import axis_keys, flat_table, margin_holds, sweep
+from mira_theory.sweep import axis_keys, flat_table, kind_labels, margin_holds, sweep
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 DEFAULT = MODELS / "default.toml"
@@ -100,7 +100,7 @@ def test_audit_sweep_equals_per_point_solve(noisy, audit_sweep):
         assert close(at["deterrence_sampling_rate"], sol.deterrence_sampling_rate)
         assert close(at["minimum_slash"], sol.minimum_slash)
         assert close(at["minimum_total_stake"], sol.minimum_total_stake)
-        assert at["binding_deviation"].item() == sol.binding_deviation
+        assert ds["deviation"].values[int(at["binding_deviation"])] == sol.binding_deviation
         assert bool(at["deterrable"]) == sol.deterrable
         assert close(at["payoff_honest"], sol.honest_payoff)
         assert close(at["false_slash_per_task"], sol.false_slash_per_task)
@@ -138,7 +138,7 @@ def test_audit_sweep_hand_computed_closed_forms(default):
             q_star = {n: (c_h - c) / (d * (Lk + R)) for n, (c, d) in devs.items()}
             at = ds.isel({"audit.sampling_rate": i, "stake.slash": k})
             assert float(at["deterrence_sampling_rate"]) == pytest.approx(max(q_star.values()), rel=1e-12)
-            assert at["binding_deviation"].item() == max(q_star, key=q_star.get)
+            assert ds["deviation"].values[int(at["binding_deviation"])] == max(q_star, key=q_star.get)
             assert float(at["payoff_honest"]) == pytest.approx(R - c_h)
             for n, (c, d) in devs.items():
                 row = at.sel(deviation=n)
@@ -164,7 +164,7 @@ def test_equilibrium_kind_matches_the_solver_on_two_by_two_games(default):
     for idx, changes in points(over):
         sol = mt.solve(one.replace(changes))
         solver_kinds = {e.kind for e in sol.equilibria}
-        kind = ds.isel(idx)["equilibrium_kind"].sel(deviation="weaker-model").item()
+        kind = kind_labels(ds, "equilibrium_kind").isel(idx).sel(deviation="weaker-model").item()
         kinds.add(kind)
         assert (kind == "mixed") == ("mixed" in solver_kinds), (changes, solver_kinds)
     assert kinds == {"mixed", "pure"}  # the grid covers both
@@ -293,6 +293,7 @@ def test_consensus_sweep_equals_per_point_solve(binary, consensus_sweep):
         assert close(at["false_slash_per_window"], sol.false_slash_per_window)
         assert close(at["minimum_slash"], sol.minimum_slash)
         assert close(at["capture_probability"], sol.capture_probability)
+        assert kind_labels(ds, "binding_deviation").isel(idx).item() == sol.binding_deviation
         assert close(at["consensus_correct"], sol.outcome_honest.correct)
         assert bool(at["holds"]) == sol.incentive_compatible
         d = sol.deviations[0]
@@ -362,7 +363,8 @@ def test_cli_sweep_round_trips(tmp_path, capsys, default, suffix):
             back = back.load()
         xr.testing.assert_allclose(back, expected)
         assert back.attrs["scenario_sha256"] == expected.attrs["scenario_sha256"]
-        assert back["binding_deviation"].values.tolist() == expected["binding_deviation"].values.tolist()
+        assert kind_labels(back, "binding_deviation").values.tolist() == \
+            kind_labels(expected, "binding_deviation").values.tolist()
     else:
         back = pd.read_csv(path, index_col=[0, 1, 2]) if suffix == ".csv" else pd.read_parquet(path)
         frame = expected.to_dataframe()
