@@ -1,5 +1,23 @@
 """The reference staked-inference network (ledger, providers, verifiers, arbiter, clients).
 
-It executes deployment parameters exported by mira_theory; its services arrive with the
-reference-network issue.
+It executes deployment parameters exported by mira_theory (``mira-theory export``) and never
+re-derives theory. Modules:
+
+* :mod:`reference_node.params`: reads and validates the params file;
+* :mod:`reference_node.models`: deterministic numpy models; how δ_j, α, β are realised;
+* :mod:`reference_node.ledger`: the staking contract on SQLite (invariant, idempotency, group commit);
+* :mod:`reference_node.provider`, :mod:`~reference_node.verifier`, :mod:`~reference_node.arbiter`,
+  :mod:`~reference_node.client`, :mod:`~reference_node.strategies`: the node classes;
+* :mod:`reference_node.services`: thin ASGI wrappers (FastAPI under uvicorn);
+* :mod:`reference_node.inprocess`: the same classes wired in one process;
+* :mod:`reference_node.events`: the event-log schema and the statistics read from it;
+* :mod:`reference_node.cli`: ``mira-node``.
 """
+
+import os
+
+# The models multiply small matrices (≤ 512×256): one BLAS thread is fastest, and OpenBLAS
+# threads spinning on a shared 2-core machine made inference ~5× slower in measurement.
+# Set before numpy loads (a user's own setting wins).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")

@@ -110,6 +110,14 @@ def _wait_port(path: Path, proc: subprocess.Popen, name: str, timeout: float = 6
     raise UsageError(f"{name} did not start within {timeout:.0f} s")
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Cluster:
     """The service processes of one HTTP run; stop() terminates exactly the processes it started."""
 
@@ -121,13 +129,20 @@ class Cluster:
         (out / "ports").mkdir(exist_ok=True)
 
     def start(self, name: str, argv: list[str], port: int = 0) -> str:
-        port_file = self.out / "ports" / name
-        port_file.unlink(missing_ok=True)
-        proc = _spawn(name, [*argv, "--params", self.params_path, "--seed", str(self.seed), "--port", str(port),
-                             "--port-file", str(port_file)], self.out)
-        self.procs[name] = proc
-        self.urls[name] = _wait_port(port_file, proc, name)
-        return self.urls[name]
+        return self.start_many([(name, argv, port)])[0]
+
+    def start_many(self, services: list[tuple[str, list[str], int]]) -> list[str]:
+        """Spawn the services together, then wait for each to listen (start-up runs in parallel)."""
+        files = []
+        for name, argv, port in services:
+            port_file = self.out / "ports" / name
+            port_file.unlink(missing_ok=True)
+            self.procs[name] = _spawn(name, [*argv, "--params", self.params_path, "--seed", str(self.seed),
+                                             "--port", str(port), "--port-file", str(port_file)], self.out)
+            files.append(port_file)
+        for (name, _, _), port_file in zip(services, files):
+            self.urls[name] = _wait_port(port_file, self.procs[name], name)
+        return [self.urls[name] for name, _, _ in services]
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -149,14 +164,17 @@ def _up_http(args: argparse.Namespace, params: NodeParams, specs: list[str], out
 
     cluster = Cluster(str(args.params), out, args.seed)
     try:
-        ledger = cluster.start("ledger", ["ledger", "--db", str(db)])
-        arbiter = cluster.start("arbiter", ["arbiter", "--ledger", ledger])
-        verifier_urls = [cluster.start(f"verifier-{i}", ["verifier", "--ledger", ledger, "--arbiter", arbiter,
-                                                         "--id", f"verifier-{i}", "--index", str(i),
-                                                         "--count", str(args.verifiers)])
-                         for i in range(args.verifiers)]
-        provider_urls = [cluster.start(f"provider-{i}", ["provider", "--ledger", ledger, "--id", f"provider-{i}",
-                                                         "--strategy", s]) for i, s in enumerate(specs)]
+        # every service starts at once: the ledger's and arbiter's free ports are picked here, and a
+        # service that comes up before the ledger retries its registration until the ledger listens
+        lp, ap = free_port(), free_port()
+        ledger, arbiter = f"http://127.0.0.1:{lp}", f"http://127.0.0.1:{ap}"
+        urls = cluster.start_many(
+            [("ledger", ["ledger", "--db", str(db)], lp), ("arbiter", ["arbiter", "--ledger", ledger], ap)]
+            + [(f"verifier-{i}", ["verifier", "--ledger", ledger, "--arbiter", arbiter, "--id", f"verifier-{i}",
+                                "--index", str(i), "--count", str(args.verifiers)], 0) for i in range(args.verifiers)]
+            + [(f"provider-{i}", ["provider", "--ledger", ledger, "--id", f"provider-{i}", "--strategy", s], 0)
+               for i, s in enumerate(specs)])
+        verifier_urls, provider_urls = urls[2:2 + args.verifiers], urls[2 + args.verifiers:]
 
         async def drive() -> dict[str, Any]:
             async with aiohttp.ClientSession() as s:

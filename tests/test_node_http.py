@@ -15,7 +15,7 @@ import pytest
 from scipy.stats import binomtest
 
 from reference_node import crypto, events, models
-from reference_node.cli import Cluster
+from reference_node.cli import Cluster, free_port
 from reference_node.crypto import Key
 from reference_node.ledger import Ledger
 from reference_node.params import load
@@ -109,10 +109,13 @@ def cluster(tmp_path_factory):
     path = write_params(d / "p.json")
     c = Cluster(str(path), d, SEED)
     try:
-        led = c.start("ledger", ["ledger", "--db", str(d / "l.sqlite"), "--settle-every", "0"])
-        arb = c.start("arbiter", ["arbiter", "--ledger", led])
-        prov = c.start("provider", ["provider", "--ledger", led, "--id", "p0"])
-        ver = c.start("verifier", ["verifier", "--ledger", led, "--arbiter", arb, "--id", "v0"])
+        lp, ap = free_port(), free_port()
+        led, arb = f"http://127.0.0.1:{lp}", f"http://127.0.0.1:{ap}"
+        _, _, prov, ver = c.start_many([
+            ("ledger", ["ledger", "--db", str(d / "l.sqlite"), "--settle-every", "0"], lp),
+            ("arbiter", ["arbiter", "--ledger", led], ap),
+            ("provider", ["provider", "--ledger", led, "--id", "p0"], 0),
+            ("verifier", ["verifier", "--ledger", led, "--arbiter", arb, "--id", "v0"], 0)])
         with httpx.Client(timeout=10) as h:
             for _ in range(200):  # registrations are done
                 accounts = h.get(f"{led}/summary").json()["accounts"]
@@ -235,13 +238,13 @@ def test_sigkill_of_ledger_and_verifier_mid_run_loses_nothing(tmp_path):
     db = tmp_path / "l.sqlite"
     n = 900
     try:
-        led = c.start("ledger", ["ledger", "--db", str(db), "--settle-every", "0.2"])
-        ledger_port = int(led.rsplit(":", 1)[1])
-        arb = c.start("arbiter", ["arbiter", "--ledger", led])
+        ledger_port, ap = free_port(), free_port()
+        led, arb = f"http://127.0.0.1:{ledger_port}", f"http://127.0.0.1:{ap}"
         ver_argv = ["verifier", "--ledger", led, "--arbiter", arb, "--id", "verifier-0"]
-        c.start("verifier-0", ver_argv)
-        provs = [c.start(f"provider-{i}", ["provider", "--ledger", led, "--id", f"provider-{i}", "--strategy", s])
-                 for i, s in enumerate(["honest", "random-output"])]
+        provs = c.start_many([("ledger", ["ledger", "--db", str(db), "--settle-every", "0.2"], ledger_port),
+                              ("arbiter", ["arbiter", "--ledger", led], ap), ("verifier-0", ver_argv, 0)] + [
+            (f"provider-{i}", ["provider", "--ledger", led, "--id", f"provider-{i}", "--strategy", s], 0)
+            for i, s in enumerate(["honest", "random-output"])])[3:]
         from reference_node.client import Client
 
         client = Client(provs, params.reward, seed=SEED, concurrency=16, rate=450)

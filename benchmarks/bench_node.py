@@ -1,0 +1,133 @@
+"""Reference network: end-to-end tasks per second, with signatures and ledger writes.
+
+What is measured
+----------------
+* **HTTP, loopback**: ``mira-node up`` with 8 honest providers and 2 verifiers (every service its
+  own process: ledger, arbiter, verifiers, providers) and the aiohttp client with 64 tasks in
+  flight. Each task: client → provider (model, Ed25519 sign) → ledger (signature verified,
+  group-committed to SQLite WAL) → reply; verifiers read the commitment feed and audit with
+  the exported sampling rate. Figure: tasks completed ÷ client wall time.
+* **in-process**: the same classes in one process (no HTTP), batches of 512 tasks; with the
+  ledger verifying every commitment signature (as over HTTP) and with the ledger trusting the
+  provider's authenticated channel (signatures then checked only by verifiers on audited tasks
+  and by the arbiter on evidence).
+* **memory**: an in-process run in a fresh process; RSS sampled during the run; the figure is
+  peak RSS minus RSS after the first 10 % of the tasks.
+
+The default scenario (models/default.toml) is used throughout; q = 0.05.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TITLE = "reference network: end-to-end tasks/s with signatures and ledger writes"
+
+HTTP_TARGET = 1_000
+INPROC_TARGET = 20_000
+
+
+def _params(d: Path) -> Path:
+    sys.path.insert(0, str(ROOT))
+    from reference_node.testing import write_params
+
+    return write_params(d / "params.json")
+
+
+def _http(d: Path, tasks: int) -> dict[str, Any]:
+    out = d / "http"
+    subprocess.run([sys.executable, "-m", "reference_node.cli", "up", "--params", str(_params(d)), "--providers", "8",
+                    "--verifiers", "2", "--tasks", str(tasks), "--out", str(out), "--quiet"], check=True, cwd=ROOT,
+                   capture_output=True, timeout=1800)
+    return json.loads((out / "summary.json").read_text())
+
+
+def _inprocess(d: Path, tasks: int, verify: bool) -> dict[str, Any]:
+    from reference_node.inprocess import Network
+    from reference_node.params import load
+
+    net = Network(load(_params(d)), d / f"inproc-{verify}.sqlite", ["honest"] * 8, 2, seed=1,
+                  verify_signatures=verify)
+    try:
+        return net.run(tasks)
+    finally:
+        net.close()
+
+
+MEMORY_SCRIPT = r"""
+import json, os, sys
+from reference_node.inprocess import Network
+from reference_node.params import load
+tasks = int(sys.argv[3])
+net = Network(load(sys.argv[1]), sys.argv[2], ["honest"] * 6 + ["weaker-model", "random-output"], 2, seed=3,
+              verify_signatures=False)
+page = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
+samples = []
+done = [0]
+def progress(n):
+    done[0] += n
+    if done[0] % 20480 < n:
+        samples.append((done[0], rss()))
+r = net.run(tasks, progress=progress)
+samples.append((tasks, rss()))
+print(json.dumps({"run": r, "samples": samples}))
+"""
+
+
+def _memory(d: Path, tasks: int) -> dict[str, Any]:
+    p = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(_params(d)), str(d / "mem.sqlite"), str(tasks)],
+                       check=True, capture_output=True, text=True, cwd=ROOT, timeout=3600)
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def run(quick: bool | None = None) -> list[dict[str, Any]]:
+    quick = os.environ.get("BENCH_QUICK") == "1" if quick is None else quick
+    http_tasks = 3_000 if quick else 20_000
+    inproc_tasks = 20_000 if quick else 200_000
+    mem_tasks = 100_000 if quick else 1_000_000
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        s = _http(d, http_tasks)
+        w = s["workload"]
+        rows.append({"group": "throughput", "name": "HTTP loopback, 8 providers + 2 verifiers, 64 in flight",
+                     "value": w["tasks_per_second"], "unit": "tasks/s", "baseline": "", "ratio": None,
+                     "target": f"≥ {HTTP_TARGET:,} tasks/s", "met": w["tasks_per_second"] >= HTTP_TARGET,
+                     "note": f"{http_tasks:,} tasks, {w['ok']:,} ok; latency p50 {w['latency_ms']['p50']:.1f} ms, "
+                             f"p99 {w['latency_ms']['p99']:.1f} ms; {s['totals']['audits']} audits"})
+        for verify in (True, False):
+            r = _inprocess(d, inproc_tasks, verify)
+            how = "ledger verifies every signature" if verify else "ledger trusts the provider channel"
+            rows.append({"group": "throughput", "name": f"in-process, {how}", "value": r["tasks_per_second"],
+                         "unit": "tasks/s", "baseline": "", "ratio": None, "target": f"≥ {INPROC_TARGET:,} tasks/s",
+                         "met": r["tasks_per_second"] >= INPROC_TARGET,
+                         "note": f"{inproc_tasks:,} tasks in {r['seconds']:.1f} s, 8 providers, 2 verifiers"})
+        m = _memory(d, mem_tasks)
+        samples = m["samples"]
+        base = next((rss for n, rss in samples if n >= mem_tasks // 10), samples[0][1])
+        peak = max(rss for _, rss in samples)
+        growth = (peak - base) / 2**20
+        rows.append({"group": "memory", "name": f"in-process RSS growth over {mem_tasks:,} tasks", "value": growth,
+                     "unit": "MiB", "baseline": "", "ratio": None, "target": "flat (≤ 32 MiB after the first 10 %)",
+                     "met": growth <= 32,
+                     "note": f"RSS {base / 2**20:.0f} MiB at 10 %, peak {peak / 2**20:.0f} MiB; "
+                             f"{m['run']['tasks_per_second']:.0f} tasks/s"})
+    return rows
+
+
+if __name__ == "__main__":
+    t = time.time()
+    for row in run(quick="--quick" in sys.argv):
+        print(row)
+    print(f"{time.time() - t:.0f} s")
