@@ -390,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"mira-node: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a pager or head that closed early
+        return 0
     except KeyboardInterrupt:
         print("mira-node: interrupted; services stopped", file=sys.stderr)
         return 130

@@ -327,8 +327,15 @@ class Ledger:
         self._pending_ids[request_id] = {"kind": kind, "data": data}
         return data
 
-    def _replayed(self, request_id: str, kind: str, digest: str) -> dict | None:
+    def _replayed(self, request_id: str, kind: str, digest: str, task_id: str | None = None) -> dict | None:
         hit = self._pending_ids.get(request_id)
+        if hit is None and task_id is not None:
+            # a commit with its default request id: the task's own row says whether it was seen
+            row = self.db.execute("SELECT e.kind, e.data FROM tasks t JOIN events e ON e.seq = t.seq "
+                                  "WHERE t.task_id = ?", (task_id,)).fetchone()
+            if row is None:
+                return None
+            hit = {"kind": row[0], "data": json.loads(row[1])}
         if hit is None:
             row = self.db.execute("SELECT kind, data FROM events WHERE request_id = ?", (request_id,)).fetchone()
             if row is None:
@@ -368,7 +375,9 @@ class Ledger:
             raise LedgerError(422, f"field 'request_id': expected a string of 1-200 characters, found {request_id!r}")
         digest = hashlib.sha256(json.dumps(op, sort_keys=True, separators=(",", ":"), default=str)
                                 .encode()).hexdigest()[:32]
-        replay = self._replayed(request_id, kind, digest)
+        task = op.get("task_id")
+        default_commit = kind == "commit" and isinstance(task, str) and request_id == f"commit:{task}"
+        replay = self._replayed(request_id, kind, digest, task if default_commit else None)
         if replay is not None:
             return replay
         self._digest = digest
@@ -468,8 +477,8 @@ class Ledger:
                                                                    provider.id)):
             raise LedgerError(401, f"signature of task {task_id!r}: expected the provider's Ed25519 signature "
                                    "over the commitment, found an invalid one")
-        if task_id in self._pending_tasks or \
-                self.db.execute("SELECT 1 FROM tasks WHERE task_id = ?", (task_id,)).fetchone() is not None:
+        if task_id in self._pending_tasks or (rid != f"commit:{task_id}" and self.db.execute(
+                "SELECT 1 FROM tasks WHERE task_id = ?", (task_id,)).fetchone() is not None):
             raise LedgerError(409, f"task {task_id!r} is already committed (replayed commitment)")
         action = op.get("action") if isinstance(op.get("action"), str) else None
         cost = op.get("cost") if isinstance(op.get("cost"), int | float) and math.isfinite(op["cost"]) else None
@@ -695,6 +704,32 @@ def canonical_json(values: list[float]) -> str:
 def commitment_row(r: tuple) -> dict:
     return {"cursor": r[0], "task_id": r[1], "provider": r[2], "input": r[3], "output": json.loads(r[4]),
             "output_hash": r[5], "model_id": r[6], "signature": r[7], "input_hash": r[8]}
+
+
+def read_ids(path: str, after: int, limit: int) -> list[list]:
+    """[cursor, task id] pairs after a cursor: the cheap feed verifiers select from."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [list(r) for r in db.execute("SELECT rowid, task_id FROM tasks WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                            (after, limit))]
+    finally:
+        db.close()
+
+
+def read_tasks(path: str, task_ids: list[str]) -> list[dict]:
+    """Full commitments of the given task ids (unknown ids are left out)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        out = []
+        for i in range(0, len(task_ids), 500):
+            chunk = task_ids[i:i + 500]
+            rows = db.execute("SELECT rowid, task_id, provider, input, output, output_hash, model_id, signature, "
+                              f"input_hash FROM tasks WHERE task_id IN ({','.join('?' * len(chunk))}) ORDER BY rowid",
+                              chunk).fetchall()
+            out += [commitment_row(r) for r in rows]
+        return out
+    finally:
+        db.close()
 
 
 def read_commitments(path: str, after: int, limit: int) -> list[dict]:

@@ -226,6 +226,27 @@ def ledger_app(ledger: Ledger, settle_every: float = 0.5) -> Any:
             rows = await asyncio.get_running_loop().run_in_executor(None, _read_feed, ledger.path, after, limit)
         return JSONResponse({"commitments": rows, "tasks": None})
 
+    @app.get("/ids")
+    async def ids(request: Request) -> JSONResponse:
+        from reference_node.ledger import read_ids
+
+        after = _int_query(request, "after", 0, 0, 1 << 62)
+        limit = _int_query(request, "limit", 5000, 1, 20_000)
+        rows = await asyncio.get_running_loop().run_in_executor(None, read_ids, ledger.path, after, limit)
+        return JSONResponse({"ids": rows})
+
+    @app.post("/lookup")
+    async def lookup(request: Request) -> JSONResponse:
+        from reference_node.ledger import ID_RE, read_tasks
+
+        doc = await read_json(request)
+        tids = doc.get("task_ids") if isinstance(doc, dict) else None
+        if not isinstance(tids, list) or len(tids) > 20_000 or not all(
+                isinstance(t, str) and ID_RE.fullmatch(t) for t in tids):
+            raise LedgerError(422, "field 'task_ids': expected a list of at most 20,000 task ids")
+        rows = await asyncio.get_running_loop().run_in_executor(None, read_tasks, ledger.path, tids)
+        return JSONResponse({"commitments": rows})
+
     @app.get("/task/{task_id}")
     async def task(task_id: str) -> JSONResponse:
         record = await asyncio.get_running_loop().run_in_executor(gc.pool, ledger.task, task_id)
@@ -245,8 +266,9 @@ def ledger_app(ledger: Ledger, settle_every: float = 0.5) -> Any:
         after = _int_query(request, "after", 0, 0, 1 << 62)
         limit = _int_query(request, "limit", 1000, 1, 10_000)
         kind = request.query_params.get("kind")
-        rows = await asyncio.get_running_loop().run_in_executor(None, _read_events, ledger.path, after, limit, kind)
-        return JSONResponse({"events": rows})
+        rows, scanned = await asyncio.get_running_loop().run_in_executor(None, _read_events, ledger.path, after,
+                                                                          limit, kind)
+        return JSONResponse({"events": rows, "next_after": scanned})
 
     @app.get("/summary")
     async def summary() -> JSONResponse:
@@ -264,20 +286,27 @@ def _read_feed(path: str, after: int, limit: int) -> list[dict]:
     return read_commitments(path, after, limit)
 
 
-def _read_events(path: str, after: int, limit: int, kind: str | None) -> list[dict]:
+def _read_events(path: str, after: int, limit: int, kind: str | None, span: int = 100_000) -> tuple[list[dict], int]:
+    """Events after a cursor (of one kind, if given), scanning at most ``span`` sequence numbers.
+
+    Returns the events and the cursor to continue from (the last sequence number examined),
+    so a filtered poll never rescans the log.
+    """
     import sqlite3
 
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        q = "SELECT seq, kind, account, task_id, data FROM events WHERE seq > ?"
-        args: list[Any] = [after]
+        top = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        q = "SELECT seq, kind, account, task_id, data FROM events WHERE seq > ? AND seq <= ?"
+        args: list[Any] = [after, min(top, after + span)]
         if kind:
             q += " AND kind = ?"
             args.append(kind)
         rows = db.execute(q + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
     finally:
         db.close()
-    return [{"seq": r[0], "kind": r[1], "account": r[2], "task_id": r[3], **json.loads(r[4])} for r in rows]
+    scanned = rows[-1][0] if len(rows) == limit else min(top, after + span)
+    return [{"seq": r[0], "kind": r[1], "account": r[2], "task_id": r[3], **json.loads(r[4])} for r in rows], scanned
 
 
 # ----------------------------------------------------------------------------------------
@@ -407,8 +436,8 @@ def provider_app(provider: Provider, ledger_url: str, stake: float | None = None
                 continue
             if status != 200:
                 continue
+            state["events_after"] = body["next_after"]
             for e in body["events"]:
-                state["events_after"] = e["seq"]
                 if e.get("provider") == provider.id and e.get("verdict") == "upheld":
                     provider.slashed(e.get("action") or "honest", e["slash"], e["refund"])
 
@@ -460,12 +489,19 @@ def verifier_app(verifier: Verifier, ledger_url: str, arbiter_url: str, bond: fl
     async def _loop() -> None:
         while True:
             try:
-                status, body = await http.get(f"{ledger_url}/commitments?after={state['cursor']}&limit=2000")
+                status, body = await http.get(f"{ledger_url}/ids?after={state['cursor']}&limit=5000")
+                ids = body.get("ids", []) if status == 200 else []
+                chosen = [tid for _, tid in ids if verifier.selects(tid)]
+                rows = []
+                if chosen:
+                    status, body = await http.post(f"{ledger_url}/lookup", {"task_ids": chosen})
+                    if status != 200:
+                        raise aiohttp.ClientError(f"lookup failed: {status}")
+                    rows = body["commitments"]
             except (TimeoutError, aiohttp.ClientError, OSError):
                 await asyncio.sleep(0.2)
                 continue
-            rows = body.get("commitments", []) if status == 200 else []
-            if not rows:
+            if not ids:
                 state["idle"] = True
                 await asyncio.sleep(poll)
                 continue
@@ -480,7 +516,7 @@ def verifier_app(verifier: Verifier, ledger_url: str, arbiter_url: str, bond: fl
                         status, r = await retrying(lambda e=ev: http.post(f"{arbiter_url}/evidence", e))
                         state["evidence"] += 1
                         state["upheld"] += status == 200 and r.get("verdict") == "upheld"
-            state["cursor"] = rows[-1]["cursor"]
+            state["cursor"] = ids[-1][0]
 
     @app.get("/status")
     async def status() -> dict:
