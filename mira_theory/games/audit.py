@@ -361,39 +361,41 @@ def arguments(scenario: AuditScenario, deviation: Deviation) -> dict[str, float]
     }
 
 
-def episode_margin(args: Mapping[str, float]) -> float:
+def episode_margin(args: Mapping[str, Any]) -> Any:
     """Exact stake-exhaustion check: E[min(S, L·K)] − the episode's expected gain.
 
     K = 1 + Binomial(m, d) slashes are drawn in the episode (the first detection and those
     among the m = round(λ·T) tasks in flight); all of them together can take at most S.
     Positive: the episode does not pay. Uses E[min(S, L·K)] = L·E[min(K, ⌊S/L⌋)]
     + (S − L·⌊S/L⌋)·P(K > ⌊S/L⌋), with E[min(K, ·)] in closed form (O(1) for any λ·T).
+    Vectorized: array arguments broadcast (a float for scalar arguments).
     """
     cf = closed_form(**args)
-    d, f = float(cf["detection_per_task"]), float(cf["false_slash_per_task"])
-    R, L, S = args["reward"], args["slash"], args["total_stake"]
-    saving = args["cost_honest"] - args["deviation_cost"]
-    m = int(round(args["throughput"] * args["settlement_latency"]))
+    d = np.asarray(cf["detection_per_task"], float)
+    f = np.asarray(cf["false_slash_per_task"], float)
+    R, L, S = (np.asarray(args[k], float) for k in ("reward", "slash", "total_stake"))
+    saving = np.asarray(args["cost_honest"], float) - np.asarray(args["deviation_cost"], float)
+    m = np.rint(np.asarray(args["throughput"], float) * np.asarray(args["settlement_latency"], float))
+    d, f, R, L, S, saving, m = np.broadcast_arrays(d, f, R, L, S, saving, m)
     per_task = saving + f * (L + R)
-    if d <= 0:
-        return math.inf if per_task <= 0 else -math.inf
-    gain = (1.0 / d + m) * per_task - R * (1.0 + m * d)
-    if L <= 0 or S <= 0:
-        return -gain
-    full = m + 1 if S / L > m + 1 else math.floor(S / L)  # at most m + 1 slashes can happen
-    # L·Σ_{x=1}^{full} P(K ≥ x) = L·E[min(K, full)], in closed form with K = 1 + B,
-    # B ~ Binomial(m, d), B' ~ Binomial(m − 1, d): E[min(B, s)] = m·d − E[(B − s)⁺] and
-    # E[B·1{B ≥ s + 1}] = m·d·P(B' ≥ s), so no sum over up to λ·T terms is needed
-    if full == 0:
-        expected = 0.0
-    else:
-        s_ = full - 1
-        tail_b1 = float(stats.binom.sf(s_ - 1, m - 1, d)) if m >= 1 else 0.0  # P(B' ≥ s)
-        tail_b = float(stats.binom.sf(s_, m, d))  # P(B ≥ s + 1)
-        expected = L * (1.0 + m * d - (m * d * tail_b1 - s_ * tail_b))
-    if full <= m:  # the partial unit beyond ⌊S/L⌋ slashes
-        expected += (S - L * full) * float(stats.binom.sf(full - 1, m, d))
-    return expected - gain
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        gain = (1.0 / d + m) * per_task - R * (1.0 + m * d)
+        # at most m + 1 slashes can happen
+        full = np.where(S / L > m + 1, m + 1, np.floor(S / L))
+        full = np.where((L > 0) & (S > 0), full, 0.0)
+        s_ = np.maximum(full - 1, 0.0)
+        # L·Σ_{x=1}^{full} P(K ≥ x) = L·E[min(K, full)], in closed form with K = 1 + B,
+        # B ~ Binomial(m, d), B' ~ Binomial(m − 1, d): E[min(B, s)] = m·d − E[(B − s)⁺] and
+        # E[B·1{B ≥ s + 1}] = m·d·P(B' ≥ s), so no sum over up to λ·T terms is needed
+        tail_b1 = np.where(m >= 1, stats.binom.sf(s_ - 1, np.maximum(m - 1, 0), d), 0.0)  # P(B' ≥ s)
+        tail_b = stats.binom.sf(s_, m, d)  # P(B ≥ s + 1)
+        expected = np.where(full == 0, 0.0, L * (1.0 + m * d - (m * d * tail_b1 - s_ * tail_b)))
+        # the partial unit beyond ⌊S/L⌋ slashes
+        expected = expected + np.where((full <= m) & (L > 0) & (S > 0),
+                                       (S - L * full) * stats.binom.sf(full - 1, m, d), 0.0)
+        out = np.where((L <= 0) | (S <= 0), -gain, expected - gain)
+        out = np.where(d <= 0, np.where(per_task <= 0, np.inf, -np.inf), out)
+    return float(out) if out.ndim == 0 else out
 
 
 # --------------------------------------------------------------------------------------
