@@ -314,7 +314,7 @@ def margin_holds(value: Any) -> np.ndarray:
 
 
 def _audit_arguments(scenario: Any, axes: Sequence[Axis], zip: bool) -> tuple[dict[str, Any], tuple[int, ...]]:
-    """closed_form arguments broadcast over grid dims + a trailing deviation dim."""
+    """closed_form arguments broadcast over a leading deviation dim + the grid dims."""
     from mira_theory.games import audit
 
     devs = scenario.deviations
@@ -323,17 +323,19 @@ def _audit_arguments(scenario: Any, axes: Sequence[Axis], zip: bool) -> tuple[di
     nd = len(grid_shape)
     per_dev = [audit.arguments(scenario, d) for d in devs]
     args: dict[str, Any] = {k: v for k, v in per_dev[0].items()}
-    lead = (1,) * nd
+    # deviations along a leading axis (contiguous per deviation: the reductions over
+    # deviations run on whole slices); the Dataset shows it last
+    lead = (J,) + (1,) * nd
     for k in ("deviation_cost", "divergence"):
-        args[k] = np.array([a[k] for a in per_dev], float).reshape(lead + (J,))
+        args[k] = np.array([a[k] for a in per_dev], float).reshape(lead)
     by_path = {path: arg for arg, (_, path) in audit.PARAMETERS.items()}
     for i, a in enumerate(axes):
-        shape = [1] * nd + [1]
-        shape[0 if zip else i] = a.values.size
+        shape = [1] + [1] * nd
+        shape[1 if zip else 1 + i] = a.values.size
         values = a.values.astype(float).reshape(shape)
         if a.table is not None:
             arg = by_path[f"{a.section}.<name>.{a.field}"]
-            which = np.array([d.name == a.table for d in devs]).reshape(lead + (J,))
+            which = np.array([d.name == a.table for d in devs]).reshape(lead)
             args[arg] = np.where(which, values, args[arg])
         else:
             args[by_path[a.canonical]] = values
@@ -341,20 +343,24 @@ def _audit_arguments(scenario: Any, axes: Sequence[Axis], zip: bool) -> tuple[di
 
 
 def _over_deviations(op: Any, arr: np.ndarray) -> np.ndarray:
-    """Reduce the trailing deviation axis with a binary ufunc, slice by slice (numpy's own
-    reductions over a short inner axis are several times slower)."""
-    return functools.reduce(op, (arr[..., j] for j in range(arr.shape[-1])))
+    """Reduce the leading deviation axis with a binary ufunc, slice by slice."""
+    return functools.reduce(op, (arr[j] for j in range(arr.shape[0])))
 
 
 def _max_over_deviations(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(max, index of the first maximum) over the trailing deviation axis."""
-    best = arr[..., 0]
+    """(max, index of the first maximum) over the leading deviation axis."""
+    best = arr[0]
     index = np.zeros(best.shape, np.int16)
-    for j in range(1, arr.shape[-1]):
-        better = arr[..., j] > best
+    for j in range(1, arr.shape[0]):
+        better = arr[j] > best
         index[better] = j
-        best = np.where(better, arr[..., j], best)
+        best = np.where(better, arr[j], best)
     return best, index
+
+
+def _last(arr: np.ndarray) -> np.ndarray:
+    """The deviation axis moved last (a view)."""
+    return np.moveaxis(arr, 0, -1)
 
 
 def _deviation_flags(names: Sequence[str], description: str) -> dict[str, Any]:
@@ -385,7 +391,7 @@ def _audit_sweep(scenario: Any, axes: Sequence[Axis], zip: bool, run: Any, episo
     names = [d.name for d in scenario.deviations]
     J = len(names)
     args, grid_shape = _audit_arguments(scenario, axes, zip)
-    full = grid_shape + (J,)
+    full = (J,) + grid_shape
     cf = audit.closed_form(**args)
     dims, coords = _coords(axes, zip)
     ddims = dims + (DEVIATION_DIM,)
@@ -400,10 +406,10 @@ def _audit_sweep(scenario: Any, axes: Sequence[Axis], zip: bool, run: Any, episo
     for k, v in per.items():
         units, desc = AUDIT_QUANTITIES.get(k, ("", k.replace("_", " ")))
         if k in AUDIT_HONEST:
-            data[k] = var(dims, v[..., 0], units, desc)
+            data[k] = var(dims, v[0], units, desc)
         else:
             name = f"deviation_{k}" if k in AUDIT_AGGREGATED else k
-            data[name] = var(ddims, v, units, desc)
+            data[name] = var(ddims, _last(v), units, desc)
 
     q_dev = per["deterrence_sampling_rate"]
     with np.errstate(invalid="ignore"):
@@ -411,10 +417,10 @@ def _audit_sweep(scenario: Any, axes: Sequence[Axis], zip: bool, run: Any, episo
         q_star, binding = _max_over_deviations(q_dev)  # first on ties, as solve()'s max()
         upper = np.minimum(1.0, _over_deviations(np.minimum, per["deterrence_upper_rate"]))
         deterrable = _over_deviations(np.logical_and, dev_deterrable) & (q_star <= upper + TIE)
-    data["deviation_deterrable"] = var(ddims, dev_deterrable, "boolean",
+    data["deviation_deterrable"] = var(ddims, _last(dev_deterrable), "boolean",
                                        "some sampling rate ≤ 1 deters this deviation (q*_j ≤ 1)")
     interior = np.isfinite(per["mixed_sampling_rate"])
-    data["equilibrium_kind"] = (ddims, interior.astype(np.int8), {
+    data["equilibrium_kind"] = (ddims, _last(interior.astype(np.int8)), {
         "units": "", "flag_values": [0, 1], "flag_meanings": "pure mixed",
         "description": "equilibrium of the honest-vs-deviation inspection game: 1 (mixed) where the closed "
                        "form has an interior mixed equilibrium, else 0 (pure: a 2×2 game without a fully "
@@ -432,12 +438,12 @@ def _audit_sweep(scenario: Any, axes: Sequence[Axis], zip: bool, run: Any, episo
     data["minimum_total_stake"] = var(dims, _over_deviations(np.maximum, per["minimum_total_stake"]), "money",
                                       "S*: max over deviations of the minimum total stake")
     holds = _over_deviations(np.logical_and, margin_holds(per["ic_margin"]) & margin_holds(per["stake_margin"]))
-    holds &= margin_holds(per["participation_margin"][..., 0])
+    holds &= margin_holds(per["participation_margin"][0])
     method = ("closed forms of mira_theory.games.audit (sympy-derived, numpy-evaluated), one vectorized "
               "call over the grid")
     if episode:
         ep = _episode_margins(args, axes, zip, grid_shape, run)
-        data["episode_margin"] = var(ddims, ep, "money", "E[min(S, L·K)] − E[episode gain]: ≥ 0 iff a "
+        data["episode_margin"] = var(ddims, _last(ep), "money", "E[min(S, L·K)] − E[episode gain]: ≥ 0 iff a "
                                      "cheating episode loses in expectation (exact, audit.episode_margin)")
         holds &= _over_deviations(np.logical_and, margin_holds(ep))
         method += "; episode margins per point (audit.episode_margin)"
@@ -455,15 +461,15 @@ def _episode_margins(args: dict[str, Any], axes: Sequence[Axis], zip: bool,
     from mira_theory.games import audit
 
     by_path = {path: arg for arg, (_, path) in audit.PARAMETERS.items()}
-    J = np.shape(args["divergence"])[-1]
+    J = np.shape(args["divergence"])[0]
     sub = list(grid_shape)
     if not zip:
         for i, a in enumerate(axes):
             arg = by_path[f"{a.section}.<name>.{a.field}" if a.table else a.canonical]
             if arg in EPISODE_IGNORES:
                 sub[i] = 1
-    sub_shape = tuple(sub) + (J,)
-    take = tuple(slice(0, 1) if n == 1 else slice(None) for n in sub) + (slice(None),)
+    sub_shape = (J,) + tuple(sub)
+    take = (slice(None),) + tuple(slice(0, 1) if n == 1 else slice(None) for n in sub)
     flat = {}
     for k, v in args.items():
         v = np.asarray(v)
@@ -471,7 +477,7 @@ def _episode_margins(args: dict[str, Any], axes: Sequence[Axis], zip: bool,
         flat[k] = np.broadcast_to(v, sub_shape).reshape(-1)
     points = [{k: float(flat[k][i]) for k in flat} for i in range(int(np.prod(sub_shape)))]
     values = run(_episode_margin_point, points, "episode margins")
-    return np.broadcast_to(np.asarray(values, float).reshape(sub_shape), tuple(grid_shape) + (J,))
+    return np.broadcast_to(np.asarray(values, float).reshape(sub_shape), (J,) + tuple(grid_shape))
 
 
 # --------------------------------------------------------------------------------------
