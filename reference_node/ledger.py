@@ -373,8 +373,8 @@ class Ledger:
             raise LedgerError(422, "field 'request_id': expected a unique request id, found nothing")
         if not isinstance(request_id, str) or not 1 <= len(request_id) <= 200:
             raise LedgerError(422, f"field 'request_id': expected a string of 1-200 characters, found {request_id!r}")
-        digest = hashlib.sha256(json.dumps(op, sort_keys=True, separators=(",", ":"), default=str)
-                                .encode()).hexdigest()[:32]
+        # the request as submitted (key order included): a replay must repeat it exactly
+        digest = hashlib.sha256(repr(op).encode()).hexdigest()[:32]
         task = op.get("task_id")
         default_commit = kind == "commit" and isinstance(task, str) and request_id == f"commit:{task}"
         replay = self._replayed(request_id, kind, digest, task if default_commit else None)
