@@ -66,16 +66,23 @@ def cmd_up(args: argparse.Namespace) -> int:
     meta = {"params": str(args.params), "scenario": params.scenario, "scenario_sha256": params.scenario_sha256,
             "providers": {f"provider-{i}": s for i, s in enumerate(specs)}, "verifiers": args.verifiers,
             "tasks": args.tasks, "seed": args.seed, "mode": "inprocess" if args.inprocess else "http"}
-    if args.inprocess:
-        workload = _up_inprocess(args, params, specs, db)
-    else:
-        workload = _up_http(args, params, specs, out, db)
+    interrupted = False
+    try:
+        if args.inprocess:
+            workload = _up_inprocess(args, params, specs, db)
+        else:
+            workload = _up_http(args, params, specs, out, db)
+    except KeyboardInterrupt:  # the services are already stopped; keep what was committed
+        interrupted, workload = True, {"interrupted": True}
+        print("mira-node: interrupted; services stopped; exporting the events committed so far", file=sys.stderr)
+    if not db.exists():
+        return 130 if interrupted else 1
     n = events.export_jsonl(db, out / "events.jsonl")
     summary = {"run": meta, "workload": workload, "events": n, **events.summarize(events.iter_events(db))}
     summary["predictions"] = params.predictions.get("deviations"), params.predictions.get("honest")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_summary(summary, out)
-    return 0
+    return 130 if interrupted else 0
 
 
 def _up_inprocess(args: argparse.Namespace, params: NodeParams, specs: list[str], db: Path) -> dict[str, Any]:
