@@ -67,21 +67,34 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
-def _design_options(args: argparse.Namespace) -> dict:
-    opts = {"safety_margin": args.safety_margin, "q_max": args.q_max, "S_max": args.S_max, "L_max": args.L_max}
+def _design_options(args: argparse.Namespace, game: str = "audit") -> dict:
+    if game == "consensus":
+        opts = {"safety_margin": args.safety_margin, "L_max": args.L_max, "W_max": args.W_max}
+        if args.N_max is not None:
+            opts["N_max"] = args.N_max
+    else:
+        opts = {"safety_margin": args.safety_margin, "q_max": args.q_max, "S_max": args.S_max, "L_max": args.L_max}
+        if args.verifier_remedy:
+            opts["verifier_remedy"] = True
     if args.free is not None:
         opts["free"] = tuple(args.free)
-    if args.verifier_remedy:
-        opts["verifier_remedy"] = True
     return opts
 
 
 def _design(scenario, args: argparse.Namespace):
-    """The cheapest design of an audit scenario (options from the command line)."""
+    """The cheapest design of a scenario (options from the command line)."""
+    from mira_theory.consensus_design import VARIABLES as CONSENSUS
+    from mira_theory.consensus_design import design_consensus
+    from mira_theory.design import VARIABLES as AUDIT
     from mira_theory.design import design
 
-    if scenario.game != "audit":
-        raise ScenarioError([_game_problem(scenario, "audit (design of a consensus scenario: not offered yet)")])
+    valid = {"audit": AUDIT, "consensus": CONSENSUS}[scenario.game]
+    bad = sorted(set(args.free or ()) - set(valid))
+    if bad:
+        raise ValueError(f"--free: {', '.join(bad)} not a design variable of the {scenario.game} game; "
+                         f"expected some of {', '.join(valid)}")
+    if scenario.game == "consensus":
+        return design_consensus(scenario, **_design_options(args, "consensus"))
     return design(scenario, **_design_options(args))
 
 
@@ -252,19 +265,22 @@ def _nonnegative(text: str) -> float:
 
 
 def _design_arguments(p: argparse.ArgumentParser) -> None:
+    from mira_theory.consensus_design import VARIABLES as CONSENSUS
     from mira_theory.design import VARIABLES
 
     g = p.add_argument_group("design options")
-    g.add_argument("--free", nargs="+", choices=VARIABLES, metavar="VAR",
-                   help=f"variables to design (default all: {', '.join(VARIABLES)}); the others keep the "
-                        "scenario's values")
+    g.add_argument("--free", nargs="+", metavar="VAR",
+                   help=f"variables to design (default all; audit: {', '.join(VARIABLES)}; consensus: "
+                        f"{', '.join(CONSENSUS)}); the others keep the scenario's values")
     g.add_argument("--safety-margin", type=_nonnegative, default=0.0,
                    help="IC must hold with the deviation's saving inflated by 1 + m (default 0)")
     g.add_argument("--q-max", type=_nonnegative, default=1.0, help="largest sampling rate (default 1)")
     g.add_argument("--S-max", type=_nonnegative, default=float("inf"), help="largest stake (default none)")
     g.add_argument("--L-max", type=_nonnegative, default=float("inf"), help="largest slash (default none)")
     g.add_argument("--verifier-remedy", action="store_true",
-                   help="add the cheapest verifier's-dilemma remedy's cost (see `incentives`)")
+                   help="audit: add the cheapest verifier's-dilemma remedy's cost (see `incentives`)")
+    g.add_argument("--N-max", type=int, help="consensus: largest committee (default: the network's nodes)")
+    g.add_argument("--W-max", type=int, default=10_000, help="consensus: longest slashing window (default 10000)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -105,8 +105,8 @@ def test_infeasible_design_exits_1_and_says_why(capsys):
     assert "infeasible" in out and "q_max" in out  # names the bound that must change
 
 
-def test_design_of_a_consensus_scenario_is_bad_input(capsys):
-    code, out, err = run(capsys, "design", ROOT / "models" / "binary-claims.toml")
+def test_frontier_of_a_consensus_scenario_is_bad_input(capsys):
+    code, out, err = run(capsys, "frontier", ROOT / "models" / "binary-claims.toml")
     assert code == 2 and "scenario.game" in err and "Traceback" not in err
 
 
@@ -191,3 +191,27 @@ def test_uncertainty_ranges_are_read_and_survive_replace():
     moved = sc.replace({"audit.sampling_rate": 0.2})
     assert moved.uncertainty == sc.uncertainty and moved.audit.sampling_rate == 0.2
     assert "uncertainty.task.cost_honest" not in sc.parameter_paths()
+
+
+def test_consensus_export_design_round_trip_and_a_one_node_committee_fails(tmp_path, capsys):
+    binary = ROOT / "models" / "binary-claims.toml"
+    params = tmp_path / "c.json"
+    code, out, err = run(capsys, "export", binary, "--design", "-o", params)
+    assert code == 0, err
+    doc = json.loads(params.read_text())
+    assert doc["game"] == "consensus" and doc["certificate"]["holds"] is True
+    assert doc["scenario_sha256"] == mt.load(binary).sha256
+    code, out, err = run(capsys, "check", binary, params)
+    assert code == 0, out
+    # one node decides alone: it is the adversary's with probability adversary_stake_share (0.2),
+    # far above max_capture = 1e-6, whatever the threshold
+    doc["parameters"]["committee_size"] = 1
+    params.write_text(json.dumps(doc))
+    code, out, err = run(capsys, "check", binary, params)
+    assert code == 1
+    assert "capture" in [line for line in out.splitlines() if line.startswith("FAILED")][0]
+
+
+def test_design_free_names_are_checked_per_game(capsys):
+    code, out, err = run(capsys, "design", ROOT / "models" / "binary-claims.toml", "--free", "sampling_rate")
+    assert code == 2 and "sampling_rate" in err and "committee_size" in err
