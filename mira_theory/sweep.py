@@ -30,10 +30,9 @@ Audit game: every quantity of :func:`mira_theory.games.audit.closed_form`, evalu
 vectorized call over the whole grid (the grid values are broadcast into its arguments, with
 the deviations along a trailing axis), and the aggregates :func:`audit.solve` reports: q*
 and the binding deviation, L*, S*, deterrability, margins and whether they all hold. The
-exact stake-exhaustion margin (:func:`audit.episode_margin`) has no vectorized form; with
-``episode=True`` (default) it is evaluated once per combination of the axes it depends on,
-in parallel chunks on the chosen backend (about 0.5 ms per evaluation); ``episode=False``
-skips it and ``holds`` then covers the closed-form margins only (say so in the attrs).
+exact stake-exhaustion margin (:func:`audit.episode_margin`, binomial tails) is evaluated,
+vectorized too, once per combination of the axes it depends on; ``episode=False`` skips it
+(``holds`` then covers the other margins only, and says so in its attrs).
 
 Consensus game: :func:`mira_theory.games.consensus.solve` per grid point (committee
 outcomes, window tails, the symmetric equilibria of the N-player game, capture, corruption),
@@ -225,7 +224,7 @@ def sweep(scenario: Scenario | str | Path, over: Mapping[str, Any], *, zip: bool
     ``backend``/``client``/``workers``: where per-point work runs (:mod:`mira_theory.backends`);
     ``chunk_size``: points per chunk of per-point work (default: about 4 chunks per worker);
     ``progress``: a tqdm bar (None: only on an interactive terminal); ``episode``: compute
-    the audit game's exact stake-exhaustion margin (per point).
+    the audit game's exact stake-exhaustion margin.
     """
     from mira_theory.api import load
 
@@ -379,12 +378,6 @@ def kind_labels(ds: xr.Dataset, name: str) -> xr.DataArray:
     return var.copy(data=meanings[np.asarray(var.values, int)])
 
 
-def _episode_margin_point(args: dict[str, float]) -> float:
-    from mira_theory.games import audit
-
-    return audit.episode_margin(args)
-
-
 def _audit_sweep(scenario: Any, axes: Sequence[Axis], zip: bool, run: Any, episode: bool) -> xr.Dataset:
     from mira_theory.games import audit
 
@@ -442,11 +435,11 @@ def _audit_sweep(scenario: Any, axes: Sequence[Axis], zip: bool, run: Any, episo
     method = ("closed forms of mira_theory.games.audit (sympy-derived, numpy-evaluated), one vectorized "
               "call over the grid")
     if episode:
-        ep = _episode_margins(args, axes, zip, grid_shape, run)
+        ep = _episode_margins(args, axes, zip, grid_shape)
         data["episode_margin"] = var(ddims, _last(ep), "money", "E[min(S, L·K)] − E[episode gain]: ≥ 0 iff a "
                                      "cheating episode loses in expectation (exact, audit.episode_margin)")
         holds &= _over_deviations(np.logical_and, margin_holds(ep))
-        method += "; episode margins per point (audit.episode_margin)"
+        method += "; exact episode margins (audit.episode_margin, vectorized)"
     data["holds"] = var(dims, holds, "boolean",
                         "every margin holds (ic and stake per deviation, participation"
                         + (", episode per deviation)" if episode else "; episode margins NOT computed: "
@@ -455,9 +448,9 @@ def _audit_sweep(scenario: Any, axes: Sequence[Axis], zip: bool, run: Any, episo
 
 
 def _episode_margins(args: dict[str, Any], axes: Sequence[Axis], zip: bool,
-                     grid_shape: tuple[int, ...], run: Any) -> np.ndarray:
-    """audit.episode_margin at every point and deviation, evaluated once per combination of
-    the axes it depends on (in parallel chunks), then broadcast over the others."""
+                     grid_shape: tuple[int, ...]) -> np.ndarray:
+    """audit.episode_margin (vectorized) at every point and deviation, evaluated once per
+    combination of the axes it depends on, then broadcast over the others."""
     from mira_theory.games import audit
 
     by_path = {path: arg for arg, (_, path) in audit.PARAMETERS.items()}
@@ -468,16 +461,10 @@ def _episode_margins(args: dict[str, Any], axes: Sequence[Axis], zip: bool,
             arg = by_path[f"{a.section}.<name>.{a.field}" if a.table else a.canonical]
             if arg in EPISODE_IGNORES:
                 sub[i] = 1
-    sub_shape = (J,) + tuple(sub)
     take = (slice(None),) + tuple(slice(0, 1) if n == 1 else slice(None) for n in sub)
-    flat = {}
-    for k, v in args.items():
-        v = np.asarray(v)
-        v = v[take[: v.ndim]] if v.ndim else v  # drop the ignored axes (size 1 in sub_shape)
-        flat[k] = np.broadcast_to(v, sub_shape).reshape(-1)
-    points = [{k: float(flat[k][i]) for k in flat} for i in range(int(np.prod(sub_shape)))]
-    values = run(_episode_margin_point, points, "episode margins")
-    return np.broadcast_to(np.asarray(values, float).reshape(sub_shape), (J,) + tuple(grid_shape))
+    reduced = {k: (np.asarray(v)[take[: np.ndim(v)]] if np.ndim(v) else v) for k, v in args.items()}
+    values = np.asarray(audit.episode_margin(reduced), float)
+    return np.broadcast_to(values, (J,) + tuple(grid_shape))
 
 
 # --------------------------------------------------------------------------------------

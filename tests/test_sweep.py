@@ -334,9 +334,17 @@ def test_backends_give_identical_sweeps(pool, dask_client, binary, consensus_swe
     xr.testing.assert_identical(consensus_sweep, on_dask)
 
 
-def test_audit_episode_margins_on_dask(noisy, audit_sweep, dask_client):
-    on_dask = sweep(noisy, AUDIT_OVER, backend="dask", client=dask_client)
-    xr.testing.assert_identical(audit_sweep, on_dask)
+def test_episode_margins_broadcast_over_axes_they_ignore(noisy):
+    """The exact episode margin is evaluated once per combination of the axes it reads
+    (not audit.cost or task.damage) and must still equal solve() at every point."""
+    over = {"audit.cost": [0.1, 2.0], "stake.total": [100.0, 5000.0], "task.damage": [0.0, 50.0]}
+    ds = sweep(noisy, over)
+    for idx, changes in points(over):
+        sol = mt.solve(noisy.replace(changes))
+        margins = {m.name: m.value for m in sol.margins}
+        for d in sol.deviations:
+            assert close(ds.isel(idx).sel(deviation=d.name)["episode_margin"], margins[f"episode[{d.name}]"])
+        assert bool(ds.isel(idx)["holds"]) == sol.incentive_compatible
 
 
 # --------------------------------------------------------------------------------------
