@@ -107,6 +107,12 @@ def _sweep_rows(quick: bool, rng) -> list[dict[str, Any]]:
                      "note": f"nashpy: best of 2 passes over {sample} sampled points (game construction + "
                              f"solve; bimatrix() not timed)"})
         if scenario is one:
+            best_ep, _ = _best(lambda s=scenario: sweep(s, over, progress=False), 2)
+            rows.append({"group": "closed-form sweep, end to end", "name": f"sweep() {label}, exact episode "
+                         "margins (episode=True)", "value": npoints / best_ep, "unit": "points/s", "baseline": "",
+                         "ratio": None, "target": "", "met": None,
+                         "note": f"best {best_ep:.3f} s; audit.episode_margin (binomial tails) evaluated once "
+                                 "per combination of the axes it reads (here q, L, c_h: audit.cost is not one)"})
             bad = 0
             for changes, found in zip(picks, eqs):
                 at = ds.sel(changes).sel(deviation=scenario.deviations[0].name)
