@@ -725,11 +725,23 @@ def _bracket_end(f: Callable[[float], float | None], a: float, b: float, exact: 
     fa, fb = f(a), f(b)
     if not exact and fa is not None and fb is not None and math.isfinite(fa) and math.isfinite(fb) \
             and fa > 0 > fb:
+        xtol = 1e-12 * max(1.0, abs(a), abs(b))
         try:
-            return float(optimize.brentq(lambda t: f(t) if f(t) is not None else -1e300, a, b,
-                                         xtol=1e-12 * max(1.0, abs(a)), rtol=4 * np.finfo(float).eps))
+            root = float(optimize.brentq(lambda t: f(t) if f(t) is not None else -1e300, a, b,
+                                         xtol=xtol, rtol=4 * np.finfo(float).eps))
         except (ValueError, RuntimeError):
-            pass
+            root = None
+        if root is not None:  # return a point that holds, within a few tolerances of the crossing
+            step = xtol
+            direction = 1.0 if b > a else -1.0
+            t = root
+            for _ in range(40):
+                ft = f(t)
+                if ft is not None and _holds(ft) and (t - a) * direction >= 0:
+                    return t
+                t, step = root - direction * step, step * 2
+                if (t - a) * direction <= 0:
+                    break
     for _ in range(200):
         m = 0.5 * (a + b)
         if m in (a, b):
@@ -826,8 +838,8 @@ def _scan_side(values: Callable[[float], dict[str, float] | None], names: Sequen
     elif math.isfinite(far):
         grid = list(np.linspace(v0, limit, points + 1)[1:])
     else:
-        grid = [v0 + direction * max(abs(v0), 1.0) * 1e3 ** (i / points) * 1e-3 for i in range(points + 1)]
-        grid = [t for t in grid if (t - v0) * direction > 0]
+        scale = max(abs(v0), 1.0)
+        grid = [v0 + direction * scale * 10 ** (-3 + 6 * i / points) for i in range(points + 1)]
     prev = v0
     for t in grid:
         got = values(t)
