@@ -396,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     fmt_group.add_argument("--csv", action="store_true", help="print as CSV")
     fmt_group.add_argument("--exact", action="store_true", help="print exact fractions 1/m^k")
     p.set_defaults(func=cmd_table)
+
+    from mira_theory import cli_sweep
+
+    cli_sweep.register(sub)
     return parser
 
 

@@ -13,15 +13,12 @@ comma-separated list ``v1,v2,...``, or one value. ``--backend dask --scheduler
 tcp://host:8786`` runs per-point work on a Dask cluster (see :mod:`mira_theory.backends`).
 
 Exit status as ``mira-theory``: 0 success, 2 bad input (the message names the option or the
-key, what was expected and what was found), 3 an internal error. :func:`main` runs these
-subcommands alone (for tests, until they are wired into :func:`mira_theory.cli.build_parser`).
+key, what was expected and what was found), 3 an internal error.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -309,39 +306,3 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", required=True, help="figure file (.png, .pdf, .svg)")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(func=cmd_plot)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mira-theory", description="Sweeps, simulations and plots.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    register(sub)
-    return parser
-
-
-def _error(problems: Sequence[object]) -> int:
-    for p in problems:
-        print(f"error: {p}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the subcommands of this module alone (as ``mira_theory.cli.main`` does)."""
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except ScenarioError as err:
-        return _error(err.problems)
-    except BrokenPipeError:
-        return EXIT_OK
-    except KeyboardInterrupt:
-        return 130
-    except Exception as err:
-        if os.environ.get("MIRA_DEBUG"):
-            raise
-        print(f"internal error (please report it; MIRA_DEBUG=1 shows the traceback): "
-              f"{type(err).__name__}: {err}", file=sys.stderr)
-        return EXIT_INTERNAL
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ import xarray as xr
 from scipy import stats
 
 import mira_theory as mt
-from mira_theory.cli_sweep import main as cli_main
+from mira_theory.cli import main as cli_main
 from mira_theory.montecarlo import (
     BLOCK_TASKS,
     SEGMENT_BLOCKS,

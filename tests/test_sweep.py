@@ -17,7 +17,7 @@ import pytest
 import xarray as xr
 
 import mira_theory as mt
-from mira_theory.cli_sweep import main as cli_main
+from mira_theory.cli import main as cli_main
 from mira_theory.results import Margin
 from mira_theory.scenario import ScenarioError
 from mira_theory.sweep import axis_keys, flat_table, kind_labels, margin_holds, sweep
