@@ -231,7 +231,7 @@ def test_bad_input_to_every_endpoint_is_rejected_and_changes_nothing(cluster):
 # ----------------------------------------------------------------------------------------
 
 
-def test_sigkill_of_ledger_and_verifier_mid_run_loses_nothing(tmp_path):
+def test_sigkill_of_ledger_provider_and_verifier_mid_run_loses_nothing(tmp_path):
     path = write_params(tmp_path / "p.json", parameters={"sampling_rate": 0.5, "minimum_stake": 5000.0})
     params = load(path)
     c = Cluster(str(path), tmp_path, SEED)
@@ -258,9 +258,13 @@ def test_sigkill_of_ledger_and_verifier_mid_run_loses_nothing(tmp_path):
         _invariant_holds(db)  # the on-disk state after the crash is consistent
         c.start("ledger", ["ledger", "--db", str(db), "--settle-every", "0.2"], port=ledger_port)
         time.sleep(0.5)
-        c.procs["verifier-0"].kill()
-        c.procs["verifier-0"].wait()
-        c.start("verifier-0", ver_argv)
+        prov_port = int(provs[1].rsplit(":", 1)[1])
+        for name in ("verifier-0", "provider-1"):  # the random-output provider and the verifier
+            c.procs[name].kill()
+            c.procs[name].wait()
+        c.start_many([("verifier-0", ver_argv, 0),
+                      ("provider-1", ["provider", "--ledger", led, "--id", "provider-1", "--strategy",
+                                      "random-output"], prov_port)])
         th.join(90)
         assert not th.is_alive()
         assert result["ok"] == n and result["failed"] == 0, result

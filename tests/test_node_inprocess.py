@@ -1,0 +1,67 @@
+"""The in-process network: reproducible by seed, realised detection against the predictions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from scipy.stats import binomtest
+
+from reference_node import events
+from reference_node.cli import main
+from reference_node.inprocess import Network
+from reference_node.params import load
+from reference_node.testing import write_params
+
+MIX = ["honest", "honest", "weaker-model", "random-output", "mixed:weaker-model:0.5", "hedge"]
+
+
+def _run(tmp_path, name, params_path, seed, tasks=600):
+    net = Network(load(params_path), tmp_path / f"{name}.sqlite", MIX, verifiers=2, seed=seed)
+    net.run(tasks, batch=256)
+    net.finish()
+    net.close()
+    return [{k: v for k, v in e.items()} for e in events.iter_events(tmp_path / f"{name}.sqlite")]
+
+
+def test_same_seed_same_event_log(tmp_path):
+    path = write_params(tmp_path / "p.json", parameters={"sampling_rate": 0.2, "minimum_stake": 5000.0})
+    a = _run(tmp_path, "a", path, seed=5)
+    b = _run(tmp_path, "b", path, seed=5)
+    c = _run(tmp_path, "c", path, seed=6, tasks=200)
+    assert a == b
+    assert len(a) > 600 + 20  # commits, audits, slashes, settles: not a trivial log
+    assert a[:len(c)] != c
+
+
+def test_realised_detection_matches_q_e_delta_one_minus_beta(tmp_path):
+    """Detections per task of each fixed deviation against the exported prediction d_j."""
+    path = write_params(tmp_path / "p.json", parameters={"sampling_rate": 0.5, "minimum_stake": 1e6})
+    params = load(path)
+    net = Network(params, tmp_path / "l.sqlite", ["honest", "weaker-model", "random-output"], verifiers=2, seed=9)
+    net.run(3000, batch=512)
+    net.finish()
+    net.close()
+    s = events.summarize(events.iter_events(tmp_path / "l.sqlite"))["by_strategy"]
+    q, r, n, beta = params.sampling_rate, params.collusion, params.verifiers_per_audit, params.miss_rate
+    for dev in ("weaker-model", "random-output"):
+        d = q * (1 - r ** n) * params.deviation(dev).divergence * (1 - beta)
+        k, tasks = s[dev]["detections"], s[dev]["tasks"]
+        assert tasks == 1000
+        assert binomtest(k, tasks, d).pvalue > 1e-4, (dev, k, tasks, d)
+    assert s["honest"]["false_slashes"] == 0
+    # realised payoff per task of the honest provider: R − c_h exactly (never slashed, all fees paid)
+    assert s["honest"]["payoff_per_task"] == pytest.approx(params.reward - params.cost_honest)
+
+
+def test_mira_node_up_inprocess_writes_the_run_directory(tmp_path, capsys):
+    path = write_params(tmp_path / "p.json")
+    out = tmp_path / "run"
+    assert main(["up", "--params", str(path), "--providers", "3", "--verifiers", "1", "--tasks", "600",
+                 "--out", str(out), "--mix", "honest=2,random-output=1", "--inprocess", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["totals"]["tasks"] == 600
+    assert sum(1 for _ in open(out / "events.jsonl")) == summary["events"]
+    assert "honest" in capsys.readouterr().out
+    # a second run into the same directory is refused (exit 2) unless --resume
+    assert main(["up", "--params", str(path), "--tasks", "10", "--out", str(out), "--inprocess", "--quiet"]) == 2
