@@ -252,13 +252,45 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    from reference_node.ledger import Ledger
     from reference_node.services import ledger_app, serve
 
     params = _params(args.params)
-    ledger = Ledger(args.db, params)
+    ledger = _open_ledger(args.db, params)
     serve(ledger_app(ledger, settle_every=args.settle_every), args.host, args.port, args.port_file)
     return 0
+
+
+def _open_ledger(path: str, params: NodeParams):
+    import sqlite3
+
+    from reference_node.ledger import InvariantError, Ledger
+
+    try:
+        return Ledger(path, params)
+    except sqlite3.Error as err:
+        raise UsageError(f"--db {path}: expected an SQLite ledger database (or a new path in an existing "
+                         f"directory), found: {err}") from None
+    except InvariantError as err:
+        raise UsageError(f"--db {path}: the ledger's state is inconsistent: {err}") from None
+
+
+def _url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected an http:// URL, found {text!r}")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a valid port in {text!r}") from None
+    return text.rstrip("/")
+
+
+def _nonnegative_float(text: str) -> float:
+    if text.strip() in ("0", "0.0"):
+        return 0.0
+    return _positive_float(text)
 
 
 def cmd_provider(args: argparse.Namespace) -> int:
@@ -310,6 +342,16 @@ def cmd_client(args: argparse.Namespace) -> int:
     return 0 if result["failed"] == 0 else 1
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -341,7 +383,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--mix", default=None, help="strategy=count,... (honest, a deviation, mixed:<dev>:<t>, hedge)")
     up.add_argument("--inprocess", action="store_true", help="same classes in one process, no HTTP")
     up.add_argument("--resume", action="store_true", help="continue the run in --out")
-    up.add_argument("--concurrency", type=int, default=64)
+    up.add_argument("--concurrency", type=_count, default=64)
     up.add_argument("--rate", type=_positive_float, default=None, help="tasks per second (default: flat out)")
     up.add_argument("--quiet", action="store_true")
     up.set_defaults(func=cmd_up)
@@ -354,16 +396,16 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("provider", help="a provider node")
     common(sp)
-    sp.add_argument("--ledger", required=True)
+    sp.add_argument("--ledger", required=True, type=_url)
     sp.add_argument("--id", default="provider-0")
     sp.add_argument("--strategy", default="honest")
-    sp.add_argument("--stake", type=float, default=None, help="default: the exported minimum stake")
+    sp.add_argument("--stake", type=_nonnegative_float, default=None, help="default: the exported minimum stake")
     sp.set_defaults(func=cmd_provider)
 
     sp = sub.add_parser("verifier", help="a verifier node")
     common(sp)
-    sp.add_argument("--ledger", required=True)
-    sp.add_argument("--arbiter", required=True)
+    sp.add_argument("--ledger", required=True, type=_url)
+    sp.add_argument("--arbiter", required=True, type=_url)
     sp.add_argument("--id", default="verifier-0")
     sp.add_argument("--index", type=int, default=0)
     sp.add_argument("--count", type=int, default=1)
@@ -372,16 +414,16 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("arbiter", help="the arbiter")
     common(sp)
-    sp.add_argument("--ledger", required=True)
+    sp.add_argument("--ledger", required=True, type=_url)
     sp.add_argument("--id", default="arbiter")
     sp.set_defaults(func=cmd_arbiter)
 
     sp = sub.add_parser("client", help="a load generator")
     common(sp, service=False)
-    sp.add_argument("--provider", action="append", required=True, help="provider URL (repeatable)")
+    sp.add_argument("--provider", action="append", required=True, type=_url, help="provider URL (repeatable)")
     sp.add_argument("--tasks", type=int, default=1000)
     sp.add_argument("--start", type=int, default=0)
-    sp.add_argument("--concurrency", type=int, default=64)
+    sp.add_argument("--concurrency", type=_count, default=64)
     sp.add_argument("--rate", type=_positive_float, default=None)
     sp.set_defaults(func=cmd_client)
     return p
@@ -397,8 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"mira-node: {err}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # output piped into a pager or head that closed early
-        return 0
+    except OSError as err:
+        if isinstance(err, BrokenPipeError):  # output piped into a pager or head that closed early
+            return 0
+        print(f"mira-node: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("mira-node: interrupted; services stopped", file=sys.stderr)
         return 130
