@@ -146,6 +146,29 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_robustness(args: argparse.Namespace) -> int:
+    from mira_theory.api import load
+    from mira_theory.certify import robustness
+
+    result = robustness(load(args.scenario), parameters=args.parameter or None)
+    print(dumps(result.to_dict()) if args.json else str(result))
+    return EXIT_OK
+
+
+def cmd_certify(args: argparse.Namespace) -> int:
+    from mira_theory.api import load
+    from mira_theory.certify import certify
+    from mira_theory.scenario import Problem
+
+    scenario = load(args.scenario)
+    if not scenario.uncertainty:
+        raise ScenarioError([Problem(args.scenario, "uncertainty", 'an [uncertainty] table of "key.path" = '
+                                     "[low, high] ranges to certify", "nothing: the table is missing")])
+    result = certify(scenario, seconds=args.seconds)
+    print(dumps(result.to_dict()) if args.json else str(result))
+    return EXIT_OK if result.holds else EXIT_FAILED
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from mira_theory import deployment
     from mira_theory.api import load
@@ -344,6 +367,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="export the cheapest safe parameters (as `mira-theory design`) instead of those in force")
     _design_arguments(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("robustness", help="per uncertain parameter, the interval where every constraint holds",
+                       description="With the deployment parameters in force, find for each other numeric "
+                                   "scenario value the interval around its value over which every "
+                                   "constraint keeps holding, and the constraint that ends it on each side.")
+    p.add_argument("scenario", help="scenario file (TOML)")
+    p.add_argument("--parameter", action="append", metavar="KEY", help="only this key path (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_robustness)
+
+    p = sub.add_parser("certify", help="prove every constraint over the scenario's [uncertainty] box",
+                       description="For every constraint: proved over the whole [uncertainty] box (by a "
+                                   "sound argument: monotonicity, interval arithmetic with branch and "
+                                   "bound, or proved lemmas for the episode check), a counterexample point "
+                                   "(re-solved), or undecided. Exit 0 if all are proved, 1 otherwise.")
+    p.add_argument("scenario", help="scenario file (TOML) with an [uncertainty] table")
+    p.add_argument("--seconds", type=_nonnegative, default=20.0, help="time budget per constraint (default 20)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_certify)
 
     p = sub.add_parser("design", help="the cheapest incentive-compatible parameters (q, L, S, R)",
                        description="Choose the audit sampling rate q, slash L, stake S and reward R (each "

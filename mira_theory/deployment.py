@@ -18,6 +18,9 @@ Schema (``schema_version`` 1)::
                          {detection_per_task, expected_payoff}, mixed_equilibrium
                   consensus: agreement {honest, <deviation>...}, false_slash_per_window,
                          detection_per_window.<name>, committee_outcome
+    range_certificate: only when the scenario has an [uncertainty] table: per constraint
+                  proved | counterexample | undecided over the whole box, with the method
+                  (mira_theory.certify)
     environment:  every scenario value in force (the scenario file's tables with defaults
                   filled in): what a network needs to realise the modelled world (costs,
                   divergences, error rates, latencies) without reading the scenario file
@@ -112,7 +115,15 @@ def export(scenario: Scenario) -> dict[str, Any]:
         },
         "predictions": _predictions(solution),
         "environment": scenario.replace({}).raw(),
+        **({"range_certificate": _range_certificate(scenario)} if scenario.uncertainty else {}),
     })
+
+
+def _range_certificate(scenario: Scenario) -> dict[str, Any]:
+    """The scenario's [uncertainty] box certified constraint by constraint (mira_theory.certify)."""
+    from mira_theory.certify import certify
+
+    return certify(scenario).to_dict()
 
 
 def dumps(document: dict[str, Any], fmt: str = "json") -> str:

@@ -215,3 +215,49 @@ def test_consensus_export_design_round_trip_and_a_one_node_committee_fails(tmp_p
 def test_design_free_names_are_checked_per_game(capsys):
     code, out, err = run(capsys, "design", ROOT / "models" / "binary-claims.toml", "--free", "sampling_rate")
     assert code == 2 and "sampling_rate" in err and "committee_size" in err
+
+
+UNCERTAIN = audit_scenario("uncertain", "ranges to certify") + """
+[uncertainty]
+"task.cost_honest" = [0.35, {high}]
+"""
+
+
+def test_certify_and_export_carry_the_range_certificate(tmp_path, capsys):
+    sc = mt.loads(UNCERTAIN.format(high=0.45))
+    # IC of weaker-model: q·δ·(L + R) − (c_h − c_j) at the worst end c_h = high, by hand
+    a, d = sc.audit, sc.deviations[0]
+    ic_at = lambda c_h: a.sampling_rate * d.divergence * (sc.stake.slash + sc.task.reward) - (c_h - d.cost)  # noqa: E731
+    ok, bad = tmp_path / "ok.toml", tmp_path / "bad.toml"
+    ok.write_text(UNCERTAIN.format(high=0.45))
+    top = d.cost + a.sampling_rate * d.divergence * (sc.stake.slash + sc.task.reward)  # IC's root in c_h
+    bad.write_text(UNCERTAIN.format(high=round(top + 0.05, 6)))
+    assert ic_at(0.45) > 0 and ic_at(top + 0.05) < 0
+    code, out, err = run(capsys, "certify", bad, "--json")
+    doc = json.loads(out)
+    assert code == 1
+    ic = next(c for c in doc["constraints"] if c["constraint"] == "ic[weaker-model]")
+    assert ic["status"] == "counterexample"
+    assert ic_at(ic["worst_point"]["task.cost_honest"]) < 0  # the counterexample really fails, by hand
+    code, out, err = run(capsys, "export", ok, "-o", tmp_path / "p.json")
+    rc = json.loads((tmp_path / "p.json").read_text())["range_certificate"]
+    ic = next(c for c in rc["constraints"] if c["constraint"] == "ic[weaker-model]")
+    assert ic["status"] == "proved" and ic["worst_margin"] == pytest.approx(ic_at(0.45), rel=1e-9)
+
+
+def test_certify_without_an_uncertainty_table_is_bad_input(capsys):
+    code, out, err = run(capsys, "certify", POS)
+    assert code == 2 and "uncertainty" in err
+
+
+def test_robustness_end_of_the_cost_interval_by_hand(capsys):
+    code, out, err = run(capsys, "robustness", POS, "--parameter", "task.cost_honest", "--json")
+    assert code == 0, err
+    row = json.loads(out)["parameters"][0]
+    sc = mt.load(POS)
+    # c_h stops being safe where IC of random-output (δ = 1, α = β = r = 0) reaches zero, unless
+    # another constraint ends it first: the reported end can only be at or below that root
+    root = sc.deviations[0].cost + sc.audit.sampling_rate * (sc.stake.slash + sc.task.reward)
+    assert row["high"] <= root * (1 + 1e-9)
+    if row["high_limit"].startswith("ic"):
+        assert row["high"] == pytest.approx(root, rel=1e-9)
