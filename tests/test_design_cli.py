@@ -219,20 +219,21 @@ def test_design_free_names_are_checked_per_game(capsys):
 
 UNCERTAIN = audit_scenario("uncertain", "ranges to certify") + """
 [uncertainty]
-"task.cost_honest" = [0.35, {high}]
+"task.cost_honest" = [{low}, {high}]
 """
 
 
 def test_certify_and_export_carry_the_range_certificate(tmp_path, capsys):
-    sc = mt.loads(UNCERTAIN.format(high=0.45))
-    # IC of weaker-model: q·δ·(L + R) − (c_h − c_j) at the worst end c_h = high, by hand
+    sc = mt.loads(UNCERTAIN.format(low=0.3, high=0.4))
+    # IC of weaker-model: q·δ·(L + R) − (c_h − c_j), by hand; its root in c_h is 'top'
     a, d = sc.audit, sc.deviations[0]
     ic_at = lambda c_h: a.sampling_rate * d.divergence * (sc.stake.slash + sc.task.reward) - (c_h - d.cost)  # noqa: E731
+    top = d.cost + a.sampling_rate * d.divergence * (sc.stake.slash + sc.task.reward)
     ok, bad = tmp_path / "ok.toml", tmp_path / "bad.toml"
-    ok.write_text(UNCERTAIN.format(high=0.45))
-    top = d.cost + a.sampling_rate * d.divergence * (sc.stake.slash + sc.task.reward)  # IC's root in c_h
-    bad.write_text(UNCERTAIN.format(high=round(top + 0.05, 6)))
-    assert ic_at(0.45) > 0 and ic_at(top + 0.05) < 0
+    lo, hi = round(top - 0.02, 6), round(top - 0.01, 6)
+    ok.write_text(UNCERTAIN.format(low=lo, high=hi))
+    bad.write_text(UNCERTAIN.format(low=hi, high=round(top + 0.05, 6)))
+    assert ic_at(hi) > 0 and ic_at(top + 0.05) < 0
     code, out, err = run(capsys, "certify", bad, "--json")
     doc = json.loads(out)
     assert code == 1
@@ -242,7 +243,7 @@ def test_certify_and_export_carry_the_range_certificate(tmp_path, capsys):
     code, out, err = run(capsys, "export", ok, "-o", tmp_path / "p.json")
     rc = json.loads((tmp_path / "p.json").read_text())["range_certificate"]
     ic = next(c for c in rc["constraints"] if c["constraint"] == "ic[weaker-model]")
-    assert ic["status"] == "proved" and ic["worst_margin"] == pytest.approx(ic_at(0.45), rel=1e-9)
+    assert ic["status"] == "proved" and ic["worst_margin"] == pytest.approx(ic_at(hi), rel=1e-9)
 
 
 def test_certify_without_an_uncertainty_table_is_bad_input(capsys):
