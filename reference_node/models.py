@@ -39,8 +39,11 @@ re-execute on deterministic CPU kernels and flag iff ‖y − M(x)‖∞ > τ. A
 *inconclusive* with probability β (keyed by the verifier's secret and the task id, so the
 provider cannot predict it: a re-execution that times out or overflows on the verifier's
 noisy hardware) and an inconclusive audit passes. Hence an effective audit flags an honest
-output with probability (1 − β)·α' = α and misses a divergent one with probability β. In
-exact mode α must be 0 (the params loader enforces it); β is realised the same way.
+output with probability (1 − β)·α' = α and misses a divergent one with probability β. A
+deviator's non-divergent outputs carry no noise, so its flag probability per effective audit
+is exactly δ_j(1 − β), the model's d_j/(q·e) (the model has no false-alarm term for a
+deviator). In exact mode α must be 0 (the params loader enforces it: a deterministic honest
+output cannot fail an exact re-execution); β is realised the same way in both modes.
 """
 
 from __future__ import annotations
