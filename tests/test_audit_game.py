@@ -512,7 +512,11 @@ def test_no_profitable_deviation_at_reported_equilibria(build, params):
     qs = [d.deterrence_sampling_rate for d in sol.deviations]
     assert sol.deterrence_sampling_rate == max(qs)
     assert dev(sol, sol.binding_deviation).deterrence_sampling_rate == max(qs)
-    assert sol.deterrable == all(d.deterrence_sampling_rate <= 1 for d in sol.deviations)
+    # deterrable: every deviation has q*_j ≤ 1, and no deviation caps q below the largest q*_j (one
+    # that costs no less than honesty and that audits favour, gap < 0, allows only q ≤ its upper rate)
+    uppers = [d.deterrence_upper_rate for d in sol.deviations]
+    assert sol.deterrable == (all(d.deterrence_sampling_rate <= 1 for d in sol.deviations)
+                              and max(qs) <= min(uppers) + 1e-12)
     assert sol.minimum_slash == max(d.minimum_slash for d in sol.deviations)
     assert sol.minimum_total_stake == max(d.minimum_total_stake for d in sol.deviations)
     if sol.degenerate:
