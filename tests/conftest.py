@@ -35,3 +35,25 @@ def build(default):
         return base.replace(dict(changes or {})) if changes else base
 
     return _build
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """Two forked workers, started before any Dask thread exists (forking is fast: the
+    workers inherit the imported modules; the library's own pools use spawn)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
+        list(ex.map(abs, [1, 2]))  # fork both workers now
+        yield ex
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A Dask client on an in-process LocalCluster of two single-thread workers."""
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        yield client

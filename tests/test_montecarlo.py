@@ -5,8 +5,6 @@ reported, and the simulate command writes its file."""
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,22 +37,6 @@ def noisy():
     return mt.load(MODELS / "default.toml").replace(NOISY)
 
 
-@pytest.fixture(scope="module")
-def pool():
-    """Two forked workers, started before any Dask thread exists (forking is fast: the
-    workers inherit the imported modules; the library's own pools use spawn)."""
-    with ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
-        list(ex.map(abs, [1, 2]))  # fork both workers now
-        yield ex
-
-
-@pytest.fixture(scope="module")
-def dask_client():
-    from dask.distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        yield client
 
 
 # --------------------------------------------------------------------------------------
