@@ -133,3 +133,185 @@ def make(spec: str, deviations: tuple[str, ...], rng: np.random.Generator, scale
         _, dev, t = spec.split(":")
         return Mixed(dev, float(t), rng)
     return Fixed(spec)
+
+
+# ----------------------------------------------------------------------------------------
+# Learners for issue 6 (experiments): each keeps the probabilities it chose with frozen
+# until a new observation arrives, so an observation of a task chosen in the same batch is
+# importance-weighted by the probability it was chosen with (exact in-process, where a
+# provider chooses a batch of actions, then observes their payoffs).
+# ----------------------------------------------------------------------------------------
+
+
+class _Learner:
+    """Shared machinery: actions, frozen probabilities, sampling."""
+
+    def __init__(self, actions: list[str], rng: np.random.Generator):
+        self.actions = list(actions)
+        self.rng = rng
+        self.p = np.full(len(self.actions), 1.0 / len(self.actions))
+        self._stale = False
+
+    def probabilities(self) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _sample(self) -> int:
+        if self._stale:
+            self.p = self.probabilities()
+            self._stale = False
+        cum = np.cumsum(self.p)
+        return int(min(np.searchsorted(cum, self.rng.random() * cum[-1], side="right"), len(self.p) - 1))
+
+    def choose(self) -> str:
+        return self.actions[self._sample()]
+
+    def _index(self, action: str, payoff: float) -> int | None:
+        if action not in self.actions or not math.isfinite(payoff):
+            return None
+        self._stale = True
+        return self.actions.index(action)
+
+
+class BanditHedge(_Learner):
+    """Exponential weights from bandit feedback, as :func:`mira_theory.dynamics.simulate_hedge`.
+
+    x = softmax(z); each task played with action i updates z_i += η·(r − b)/x_i (r its realised
+    payoff in the scenario's currency, b the baseline), the importance-weighted estimate
+    û = b + 1{i}(r − b)/x_i of the dynamics module without its uniform (softmax-invariant) b.
+    A task's payoff arrives in parts (R − c at commit, −(L + R) if slashed): the −b/x_i is
+    applied when the action is chosen, every part when it is observed. Spec ``hedge:<η>:<b>``.
+    """
+
+    def __init__(self, actions: list[str], rng: np.random.Generator, eta: float, baseline: float):
+        super().__init__(actions, rng)
+        self.eta, self.baseline = eta, baseline
+        self.z = np.zeros(len(self.actions))
+        self.name = f"hedge:{eta:g}:{baseline:g}"
+
+    def probabilities(self) -> np.ndarray:
+        w = np.exp(self.z - self.z.max())
+        return w / w.sum()
+
+    def choose(self) -> str:
+        i = self._sample()
+        self.z[i] -= self.eta * self.baseline / self.p[i]  # p stays frozen until an observation
+        return self.actions[i]
+
+    def observe(self, action: str, payoff: float) -> None:
+        i = self._index(action, payoff)
+        if i is not None:
+            self.z[i] += self.eta * payoff / self.p[i]
+
+
+class RegretMatching(_Learner):
+    """Unconditional regret matching (Hart & Mas-Colell 2000) from bandit feedback.
+
+    Plays p = (1 − γ)·R⁺/ΣR⁺ + γ/K (uniform when no regret is positive); an observation r of
+    action i adds û − r to the regrets, with û_k = 1{k = i}·r/p_i the importance-weighted
+    payoff estimate (E û = u, so E ΔR = u − p·u: the mean-field of
+    :func:`mira_theory.dynamics.regret_matching_path`). Spec ``regret:<γ>``.
+    """
+
+    def __init__(self, actions: list[str], rng: np.random.Generator, gamma: float = 0.05):
+        super().__init__(actions, rng)
+        self.gamma = gamma
+        self.regret = np.zeros(len(self.actions))
+        self.name = f"regret:{gamma:g}"
+
+    def probabilities(self) -> np.ndarray:
+        pos = np.maximum(self.regret, 0.0)
+        s = pos.sum()
+        x = pos / s if s > 0 else np.full(len(pos), 1.0 / len(pos))
+        return (1.0 - self.gamma) * x + self.gamma / len(pos)
+
+    def observe(self, action: str, payoff: float) -> None:
+        i = self._index(action, payoff)
+        if i is not None:
+            est = np.zeros(len(self.actions))
+            est[i] = payoff / self.p[i]
+            self.regret += est - payoff
+
+
+class LogitResponse(_Learner):
+    """Logit response to estimated payoffs: p = softmax(λ·û), û_a the mean realised payoff per
+    task of action a so far (R − c at commit plus any slash correction, over the tasks on which
+    a was played; 0 before the first). Every action keeps positive probability, so û → u and
+    p → σ(λ·u): :func:`mira_theory.dynamics.logit_response`. Spec ``logit:<λ>``.
+    """
+
+    def __init__(self, actions: list[str], rng: np.random.Generator, precision: float = 10.0):
+        super().__init__(actions, rng)
+        self.precision = precision
+        self.total = np.zeros(len(self.actions))
+        self.count = np.zeros(len(self.actions))
+        self.name = f"logit:{precision:g}"
+
+    def probabilities(self) -> np.ndarray:
+        u = self.total / np.maximum(self.count, 1.0)
+        g = self.precision * u
+        w = np.exp(g - g.max())
+        return w / w.sum()
+
+    def choose(self) -> str:
+        i = self._sample()
+        self.count[i] += 1.0  # one task of action i: its payoff parts arrive as observations
+        return self.actions[i]
+
+    def observe(self, action: str, payoff: float) -> None:
+        i = self._index(action, payoff)
+        if i is not None:
+            self.total[i] += payoff
+
+
+LEARNERS = {"hedge": 2, "regret": 1, "logit": 1}  # spec prefix -> number of numeric parameters
+
+
+def _learner_params(spec: str) -> tuple[str, list[float]] | None:
+    """``hedge:<η>:<b>`` / ``regret:<γ>`` / ``logit:<λ>`` -> (rule, numbers), else None."""
+    head, _, rest = spec.partition(":")
+    if head not in LEARNERS or not rest:
+        return None
+    parts = rest.split(":")
+    try:
+        values = [float(v) for v in parts]
+    except ValueError:
+        values = []
+    ok = len(values) == LEARNERS[head] and all(math.isfinite(v) for v in values)
+    if ok and head == "hedge":
+        ok = values[0] > 0
+    elif ok and head == "regret":
+        ok = 0 < values[0] <= 1
+    elif ok and head == "logit":
+        ok = values[0] >= 0
+    if not ok:
+        forms = {"hedge": "hedge:<η>:<baseline> with η > 0", "regret": "regret:<γ> with 0 < γ ≤ 1",
+                 "logit": "logit:<λ> with λ ≥ 0"}
+        raise ValueError(f"strategy {spec!r}: expected {forms[head]}")
+    return head, values
+
+
+_check_spec_fixed = check_spec
+_make_fixed = make
+
+
+def check_spec(spec: str, deviations: tuple[str, ...]) -> None:  # noqa: F811 - extends the one above
+    if _learner_params(spec) is not None:
+        return
+    try:
+        _check_spec_fixed(spec, deviations)
+    except ValueError as err:
+        raise ValueError(f"{err}, or a learner hedge:<η>:<b>, regret:<γ>, logit:<λ>") from None
+
+
+def make(spec: str, deviations: tuple[str, ...], rng: np.random.Generator,  # noqa: F811
+         scale: float = 1.0) -> Strategy:
+    learner = _learner_params(spec)
+    if learner is None:
+        return _make_fixed(spec, deviations, rng, scale)
+    rule, values = learner
+    actions = ["honest", *deviations]
+    if rule == "hedge":
+        return BanditHedge(actions, rng, eta=values[0], baseline=values[1])
+    if rule == "regret":
+        return RegretMatching(actions, rng, gamma=values[0])
+    return LogitResponse(actions, rng, precision=values[0])
