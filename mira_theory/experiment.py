@@ -246,8 +246,8 @@ def _learner_spec(rule: str, setup: _Setup, tasks_per_provider: int, eta: float 
     if rule == "hedge":
         A, _, _ = audit.bimatrix(setup.scenario)
         b = float(A[:, 1].max())  # dynamics.simulate_hedge's default baseline
-        if eta is None:  # about one payoff-range-sized step per provider lifetime: η·(L + R) = 10/√t
-            eta = 10.0 / (math.sqrt(max(tasks_per_provider, 1)) * (setup.node.slash + setup.node.reward))
+        if eta is None:  # η·(L + R)·√t = 5: a few payoff-range steps of drift, small per-task steps
+            eta = 5.0 / (math.sqrt(max(tasks_per_provider, 1)) * (setup.node.slash + setup.node.reward))
         return f"hedge:{eta:.6g}:{b:.6g}", {"rule": "hedge", "eta": float(f"{eta:.6g}"), "baseline": float(f"{b:.6g}")}
     if rule == "regret":
         return f"regret:{gamma:g}", {"rule": "regret", "gamma": gamma}

@@ -1,0 +1,132 @@
+"""``mira-theory experiment``: a scenario's predictions against an executed reference-network run.
+
+    mira-theory experiment models/default.toml --tasks 20000 --mix honest=6,weaker-model=2 --seed 1
+    mira-theory experiment models/default.toml --params p.json --adaptive hedge --tasks 20000
+    mira-theory experiment models/default.toml --threshold --points 7 --adaptive logit
+
+Prints the comparison table (quantity, predicted, observed, interval, n, test, p-value, pass)
+and writes the run directory (``--out``): params.json, ledger.sqlite, events.jsonl,
+report.md, report.json and PNG plots. Exit status: 0 every prediction passed, 1 a prediction
+failed (named), 2 bad input (the message names the option or file and key), 3 an internal error.
+See :mod:`mira_theory.experiment` for what is compared and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mira_theory.scenario import ScenarioError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0.5, 1), found {text!r}") from None
+    if not 0.5 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a confidence level in [0.5, 1), found {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, found {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, found {text!r}")
+    return value
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from mira_theory import experiment
+
+    progress = None
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        total = args.tasks * (args.points if args.threshold else 1)
+        bar = tqdm(total=total, desc="tasks", unit="task", file=sys.stderr)
+        progress = bar.update
+    try:
+        if args.threshold:
+            result = experiment.run_threshold(
+                args.scenario, args.params, points=args.points, adaptive=args.adaptive or "logit",
+                tasks=args.tasks, providers=args.providers, seed=args.seed, level=args.level, out=args.out,
+                verifiers=args.verifiers, windows=args.windows, eta=args.eta, precision=args.precision,
+                gamma=args.gamma, mode=args.mode, progress=progress)
+        else:
+            result = experiment.run_experiment(
+                args.scenario, args.params, tasks=args.tasks, providers=args.providers, mix=args.mix,
+                adaptive=args.adaptive, mode=args.mode, seed=args.seed, level=args.level, out=args.out,
+                verifiers=args.verifiers, windows=args.windows, eta=args.eta, precision=args.precision,
+                gamma=args.gamma, progress=progress)
+    except ScenarioError as err:
+        for p in err.problems:
+            print(f"error: {p}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        if bar is not None:
+            bar.close()
+    print(result.table())
+    if result.threshold:
+        th = result.threshold
+        print(f"\npredicted q* = {th['predicted_q_star']:.6g}; unresolvable band [{th['band'][0]:.6g}, "
+              f"{th['band'][1]:.6g}]")
+        for p in th["points"]:
+            print(f"  q = {p['sampling_rate']:.6g} (q/q* {p['ratio']:.3f}): honest share {p['observed']:.4g} "
+                  f"[{p['interval'][0]:.4g}, {p['interval'][1]:.4g}], predicted {p['side']}")
+    for note in result.notes:
+        print(f"note: {note}")
+    verdict = "every prediction passed" if result.passed else f"FAILED: {'; '.join(result.failed)}"
+    print(f"\n{len(result.comparisons)} comparisons (Holm, level {args.level:g}): {verdict}")
+    print(f"report: {result.run_dir / 'report.md'}")
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``experiment`` subcommand to the ``mira-theory`` parser."""
+    p = sub.add_parser("experiment", help="run the reference network and test the scenario's predictions",
+                       description="Solve the scenario (or read --params), run the reference network with "
+                                   "those parameters and strategy mix, read the run's event log and compare "
+                                   "every prediction (detection and false-slash rates, payoff per task, the "
+                                   "cheating episode, adaptive providers' learning) with its statistical "
+                                   "test, Holm-corrected. Exit 0 if all pass, 1 if any fails, 2 on bad input.")
+    p.add_argument("scenario", help="scenario file (TOML); the audit game (the network has no consensus game)")
+    p.add_argument("--params", default=None, help="deployment-parameters file (default: export the scenario)")
+    p.add_argument("--tasks", type=_positive_int, default=4000, help="tasks in the run (per point with --threshold)")
+    p.add_argument("--providers", type=_positive_int, default=8)
+    p.add_argument("--verifiers", type=_positive_int, default=2)
+    p.add_argument("--mix", default=None,
+                   help="strategy=count,...: honest, a deviation, mixed:<deviation>:<t>, adaptive (with "
+                        "--adaptive); default: half honest, the rest over the deviations")
+    p.add_argument("--adaptive", choices=["hedge", "regret", "logit"], default=None,
+                   help="learning providers (every provider unless --mix names adaptive=N)")
+    p.add_argument("--eta", type=_positive_float, default=None, help="hedge learning rate (default 5/((L+R)√t))")
+    p.add_argument("--precision", type=_positive_float, default=None, help="logit precision λ (default 40)")
+    p.add_argument("--gamma", type=_positive_float, default=0.05, help="regret matching exploration (default 0.05)")
+    p.add_argument("--windows", type=_positive_int, default=10, help="time windows of adaptive providers' tasks")
+    p.add_argument("--threshold", action="store_true",
+                   help="sweep q from 0.5·q* to 1.5·q* with adaptive providers (default logit)")
+    p.add_argument("--points", type=_positive_int, default=7, help="sampling rates of the --threshold sweep")
+    p.add_argument("--mode", choices=["inprocess", "processes"], default="inprocess",
+                   help="in-process network (default) or the real services (as mira-node up)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--level", type=_level, default=0.99, help="confidence level (default 0.99)")
+    p.add_argument("--out", default=None, help="run directory (default runs/experiment-<scenario>-seed<S>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_experiment)
