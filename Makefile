@@ -17,10 +17,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(VENV)/.installed $@
 
+# the whole chain: solve → export → run the reference network in-process → predictions against observations
 demo: $(VENV)/.installed
 	$(BIN)/mira-theory solve models/default.toml
 	@mkdir -p runs
 	$(BIN)/mira-theory export models/default.toml -o runs/default-params.json
+	$(BIN)/mira-theory experiment models/default.toml --params runs/default-params.json --tasks 20000 \
+		--seed 1 --out runs/demo --quiet
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 -q

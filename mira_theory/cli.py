@@ -439,9 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     fmt_group.add_argument("--exact", action="store_true", help="print exact fractions 1/m^k")
     p.set_defaults(func=cmd_table)
 
-    from mira_theory import cli_sweep
+    from mira_theory import cli_experiment, cli_sweep
 
     cli_sweep.register(sub)
+    cli_experiment.register(sub)
     return parser
 
 
