@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean notebooks paper
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/run.py
+
+# run every notebook top to bottom (outputs are not stored; `python notebooks/run.py --write` stores them)
+notebooks: $(VENV)/.installed-dev
+	$(BIN)/python notebooks/run.py
+
+# regenerate every figure, table and number of the paper; compiles the PDF where LaTeX is installed
+paper: $(VENV)/.installed
+	$(BIN)/python paper/build.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check mira_theory reference_node tests benchmarks

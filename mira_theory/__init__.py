@@ -10,21 +10,14 @@ __version__ = "0.1.0"
 
 from mira_theory.api import derive, load, loads, solve  # noqa: E402
 from mira_theory.scenario import Problem, Scenario, ScenarioError  # noqa: E402
+from mira_theory.sweep import sweep  # noqa: E402  (binds the function over the submodule's name)
 
 
 def __getattr__(name: str):  # the heavier entry points load on first use
-    if name == "sweep":
-        from mira_theory.sweep import sweep
-
-        return sweep
     if name == "simulate":
         from mira_theory.montecarlo import simulate
 
         return simulate
-    if name == "design":
-        from mira_theory.design import design
-
-        return design
     if name == "design_consensus":
         from mira_theory.consensus_design import design_consensus
 
@@ -32,5 +25,6 @@ def __getattr__(name: str):  # the heavier entry points load on first use
     raise AttributeError(f"module 'mira_theory' has no attribute {name!r}")
 
 
-__all__ = ["Problem", "Scenario", "ScenarioError", "__version__", "derive", "design", "design_consensus", "load",
-           "loads", "simulate", "solve", "sweep"]
+# the audit design is mira_theory.design.design (the submodule's name is taken by the module)
+__all__ = ["Problem", "Scenario", "ScenarioError", "__version__", "derive", "design_consensus", "load", "loads",
+           "simulate", "solve", "sweep"]
