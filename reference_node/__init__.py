@@ -15,9 +15,12 @@ re-derives theory. Modules:
 """
 
 import os
+import sys
 
 # The models multiply small matrices (≤ 512×256): one BLAS thread is fastest, and OpenBLAS
 # threads spinning on a shared 2-core machine made inference ~5× slower in measurement.
-# Set before numpy loads (a user's own setting wins).
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# Only effective before numpy loads, so only set then (a user's own setting wins, and a
+# process that already loaded numpy, e.g. a test session, is left as it is).
+if "numpy" not in sys.modules:
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
