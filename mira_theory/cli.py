@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from mira_theory import __version__
+from mira_theory.argtypes import nonnegative
 from mira_theory.results import dumps
 from mira_theory.scenario import ScenarioError
 
@@ -277,16 +278,6 @@ def cmd_table(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _nonnegative(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, found {text!r}")
-    return v
-
-
 def _design_arguments(p: argparse.ArgumentParser) -> None:
     from mira_theory.consensus_design import VARIABLES as CONSENSUS
     from mira_theory.design import VARIABLES
@@ -295,11 +286,11 @@ def _design_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--free", nargs="+", metavar="VAR",
                    help=f"variables to design (default all; audit: {', '.join(VARIABLES)}; consensus: "
                         f"{', '.join(CONSENSUS)}); the others keep the scenario's values")
-    g.add_argument("--safety-margin", type=_nonnegative, default=0.0,
+    g.add_argument("--safety-margin", type=nonnegative, default=0.0,
                    help="IC must hold with the deviation's saving inflated by 1 + m (default 0)")
-    g.add_argument("--q-max", type=_nonnegative, default=1.0, help="largest sampling rate (default 1)")
-    g.add_argument("--S-max", type=_nonnegative, default=float("inf"), help="largest stake (default none)")
-    g.add_argument("--L-max", type=_nonnegative, default=float("inf"), help="largest slash (default none)")
+    g.add_argument("--q-max", type=nonnegative, default=1.0, help="largest sampling rate (default 1)")
+    g.add_argument("--S-max", type=nonnegative, default=float("inf"), help="largest stake (default none)")
+    g.add_argument("--L-max", type=nonnegative, default=float("inf"), help="largest slash (default none)")
     g.add_argument("--verifier-remedy", action="store_true",
                    help="audit: add the cheapest verifier's-dilemma remedy's cost (see `incentives`)")
     g.add_argument("--N-max", type=int, help="consensus: largest committee (default: the network's nodes)")
@@ -383,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "bound, or proved lemmas for the episode check), a counterexample point "
                                    "(re-solved), or undecided. Exit 0 if all are proved, 1 otherwise.")
     p.add_argument("scenario", help="scenario file (TOML) with an [uncertainty] table")
-    p.add_argument("--seconds", type=_nonnegative, default=20.0, help="time budget per constraint (default 20)")
+    p.add_argument("--seconds", type=nonnegative, default=20.0, help="time budget per constraint (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_certify)
 
@@ -406,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", help="scenario file (TOML)")
     p.add_argument("--against", choices=["audit_cost", "reward"], default="audit_cost")
     p.add_argument("--points", type=int, default=12, help="stake caps on the grid (default 12)")
-    p.add_argument("--S-range", nargs=2, type=_nonnegative, metavar=("LOW", "HIGH"),
+    p.add_argument("--S-range", nargs=2, type=nonnegative, metavar=("LOW", "HIGH"),
                    help="the stake caps' range (default: from the least stake the constraints allow to the "
                         "uncapped design's stake)")
     p.add_argument("--csv", help="write every point as CSV")

@@ -16,39 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mira_theory.argtypes import level, positive_finite, positive_int
 from mira_theory.scenario import ScenarioError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
-
-
-def _level(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0.5, 1), found {text!r}") from None
-    if not 0.5 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a confidence level in [0.5, 1), found {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, found {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, found {text!r}")
-    return value
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
@@ -108,25 +79,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "test, Holm-corrected. Exit 0 if all pass, 1 if any fails, 2 on bad input.")
     p.add_argument("scenario", help="scenario file (TOML); the audit game (the network has no consensus game)")
     p.add_argument("--params", default=None, help="deployment-parameters file (default: export the scenario)")
-    p.add_argument("--tasks", type=_positive_int, default=4000, help="tasks in the run (per point with --threshold)")
-    p.add_argument("--providers", type=_positive_int, default=8)
-    p.add_argument("--verifiers", type=_positive_int, default=2)
+    p.add_argument("--tasks", type=positive_int, default=4000, help="tasks in the run (per point with --threshold)")
+    p.add_argument("--providers", type=positive_int, default=8)
+    p.add_argument("--verifiers", type=positive_int, default=2)
     p.add_argument("--mix", default=None,
                    help="strategy=count,...: honest, a deviation, mixed:<deviation>:<t>, adaptive (with "
                         "--adaptive); default: half honest, the rest over the deviations")
     p.add_argument("--adaptive", choices=["hedge", "regret", "logit"], default=None,
                    help="learning providers (every provider unless --mix names adaptive=N)")
-    p.add_argument("--eta", type=_positive_float, default=None, help="hedge learning rate (default 5/((L+R)√t))")
-    p.add_argument("--precision", type=_positive_float, default=None, help="logit precision λ (default 40)")
-    p.add_argument("--gamma", type=_positive_float, default=0.05, help="regret matching exploration (default 0.05)")
-    p.add_argument("--windows", type=_positive_int, default=10, help="time windows of adaptive providers' tasks")
+    p.add_argument("--eta", type=positive_finite, default=None, help="hedge learning rate (default 5/((L+R)√t))")
+    p.add_argument("--precision", type=positive_finite, default=None, help="logit precision λ (default 40)")
+    p.add_argument("--gamma", type=positive_finite, default=0.05, help="regret matching exploration (default 0.05)")
+    p.add_argument("--windows", type=positive_int, default=10, help="time windows of adaptive providers' tasks")
     p.add_argument("--threshold", action="store_true",
                    help="sweep q from 0.5·q* to 1.5·q* with adaptive providers (default logit)")
-    p.add_argument("--points", type=_positive_int, default=7, help="sampling rates of the --threshold sweep")
+    p.add_argument("--points", type=positive_int, default=7, help="sampling rates of the --threshold sweep")
     p.add_argument("--mode", choices=["inprocess", "processes"], default="inprocess",
                    help="in-process network (default) or the real services (as mira-node up)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--level", type=_level, default=0.99, help="confidence level (default 0.99)")
+    p.add_argument("--level", type=level, default=0.99, help="confidence level (default 0.99)")
     p.add_argument("--out", default=None, help="run directory (default runs/experiment-<scenario>-seed<S>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_experiment)

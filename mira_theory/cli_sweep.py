@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from mira_theory.argtypes import nonnegative_int, positive_int
 from mira_theory.backends import BACKENDS
 from mira_theory.scenario import Problem, ScenarioError
 
@@ -223,32 +224,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, found {text!r}")
-    return n
-
-
-def _nonnegative(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, found {text!r}")
-    return n
-
-
 def _backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="where per-point / per-replicate work runs (default inprocess)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="a Dask scheduler address, e.g. tcp://host:8786 (implies --backend dask)")
-    p.add_argument("--workers", type=_positive, help="worker processes (processes, or a local Dask cluster)")
+    p.add_argument("--workers", type=positive_int, help="worker processes (processes, or a local Dask cluster)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
 
@@ -278,17 +259,17 @@ def register(subparsers: Any) -> None:
                     "by claim (nodes, claims), seeded and reproducible on every backend; print the simulated "
                     "rates with exact confidence intervals next to the closed forms.")
     p.add_argument("scenario", help="scenario file (TOML)")
-    p.add_argument("--rounds", type=_positive, default=10_000,
+    p.add_argument("--rounds", type=positive_int, default=10_000,
                    help="rounds (audit: one task per provider per round) or claims (consensus); default 10000")
-    p.add_argument("--providers", type=_positive,
+    p.add_argument("--providers", type=positive_int,
                    help="providers (audit) or nodes (consensus); default: the --mix total, else one per "
                         "strategy (audit) or network.nodes honest nodes (consensus)")
     p.add_argument("--mix", metavar="STRATEGY=COUNT,...",
                    help="agents per strategy, e.g. honest=6,weaker-model=2")
-    p.add_argument("--seed", type=_nonnegative, default=0, help="random seed (default 0)")
-    p.add_argument("--replicates", type=_positive, default=1, help="independent replicates (default 1)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
+    p.add_argument("--replicates", type=positive_int, default=1, help="independent replicates (default 1)")
     p.add_argument("--confidence", type=float, default=0.99, help="interval confidence (default 0.99)")
-    p.add_argument("--chunk-size", type=_positive, help="units of work per chunk (results do not depend on it)")
+    p.add_argument("--chunk-size", type=positive_int, help="units of work per chunk (results do not depend on it)")
     p.add_argument("-o", "--output", help=".nc (everything) or .csv/.parquet (per replicate and agent)")
     _backend_options(p)
     p.set_defaults(func=cmd_simulate)
