@@ -51,8 +51,7 @@ rejects any game but ``audit``), so a consensus scenario is refused with exit 2 
 compared; nothing is simulated in its place.
 
 Not here: a formula. Predictions come from the exported file and :mod:`mira_theory.dynamics`;
-tests from :mod:`mira_theory.stats` (except the two noted: the normal predictive test and the
-one-sided side test, which ``stats`` does not have yet).
+tests from :mod:`mira_theory.stats`.
 """
 
 from __future__ import annotations
@@ -503,19 +502,6 @@ def _audit_comparisons(obs: _Observed, preds: dict[str, Any], specs: list[str], 
     return out
 
 
-def _binom_side(quantity: str, honest: int, n: int, side: str, predicted: float, level: float,
-                note: str = "") -> stats.Comparison:
-    """Exact one-sided binomial test of the composite null "the share is on ``side`` of 1/2"."""
-    if side == "honest":
-        p = float(sps.binom.cdf(honest, n, 0.5))
-    else:
-        p = float(sps.binom.sf(honest - 1, n, 0.5))
-    return stats.Comparison(quantity, float(predicted), honest / n, stats.clopper_pearson(honest, n, level),
-                            f"exact one-sided binomial test of an {side} majority "
-                            f"(H0: share {'≥' if side == 'honest' else '≤'} 1/2)", level, p,
-                            p > 1.0 - level, n, note=note)
-
-
 @dataclass
 class _Band:
     lower_ratio: float
@@ -622,12 +608,9 @@ def _adaptive_comparisons(setup: _Setup, obs: _Observed, spec: str, rule: str, i
         if pred["sd"] is not None:
             m, s = float(pred["predicted"][k]), float(pred["sd"][k])
             row["band"] = (max(0.0, m - z * s), min(1.0, m + z * s))
-            zz = (obs_share - m) / s if s > 0 else (0.0 if obs_share == m else math.inf)
-            p = float(2.0 * sps.norm.sf(abs(zz)))
-            comps.append(stats.Comparison(
-                f"{rule} providers: honest share, their tasks {k * w}–{(k + 1) * w - 1}", m, obs_share,
-                row["interval"], f"normal predictive test against simulated learners, z = {zz:.3g}, "
-                f"predictive sd {s:.3g}", level, p, p > 1.0 - level, n, note=pred["source"]))
+            comps.append(stats.predictive(
+                f"{rule} providers: honest share, their tasks {k * w}–{(k + 1) * w - 1} (against simulated "
+                "learners)", m, s, h, n, level, note=pred["source"]))
         rows.append(row)
     if pred["sd"] is None:
         h, n = int(counts[-1, 0]), int(counts[-1, 1])
@@ -641,7 +624,7 @@ def _adaptive_comparisons(setup: _Setup, obs: _Observed, spec: str, rule: str, i
                              f"q* = {float(q_star_file):.6g} that a run of this size cannot resolve: "
                              "the final side is not tested")
             else:
-                comps.append(_binom_side(f"{rule} providers: final-window honest share (q/q* = "
+                comps.append(stats.binomial_side(f"{rule} providers: final-window honest share (q/q* = "
                                          f"{q / float(q_star_file):.3f}: predicted {side} majority)",
                                          h, n, side, float(pred["predicted"][-1]), level,
                                          note=pred["source"]))
@@ -885,7 +868,7 @@ def threshold_comparisons(points: list[dict[str, Any]], q_star: float, band: tup
         p["side"] = side
         if side == "unresolvable" or not p["n"]:
             continue
-        out.append(_binom_side(f"{rule} providers at q = {p['sampling_rate']:.5g} (q/q*pred = "
+        out.append(stats.binomial_side(f"{rule} providers at q = {p['sampling_rate']:.5g} (q/q*pred = "
                                f"{p['sampling_rate'] / q_star:.3f}): predicted {side} majority", p["honest"], p["n"],
                                side, p.get("predicted", math.nan), level))
     return out

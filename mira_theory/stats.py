@@ -120,6 +120,35 @@ def binomial(quantity: str, predicted: float, successes: int, trials: int,
                       p > _alpha(level), n)
 
 
+def binomial_side(quantity: str, successes: int, trials: int, side: str, predicted: float,
+                  level: float = DEFAULT_LEVEL, note: str = "") -> Comparison:
+    """Exact one-sided binomial test of the composite null "the share is on ``side`` of 1/2"
+    (``side`` "honest": a majority of successes is predicted, the test rejects when too few;
+    "deviating": the opposite). p = P(X ≤ x | 1/2) or P(X ≥ x | 1/2)."""
+    x, n = _count(successes, trials)
+    if side not in ("honest", "deviating"):
+        raise ValueError(f"{quantity}: side must be 'honest' or 'deviating', got {side!r}")
+    p = float(stats.binom.cdf(x, n, 0.5)) if side == "honest" else float(stats.binom.sf(x - 1, n, 0.5))
+    return Comparison(quantity, float(predicted), x / n, clopper_pearson(x, n, level),
+                      f"exact one-sided binomial test of an {side} majority "
+                      f"(H0: share {'≥' if side == 'honest' else '≤'} 1/2)", level, p, p > _alpha(level), n,
+                      note=note)
+
+
+def predictive(quantity: str, predicted_mean: float, predicted_sd: float, successes: int, trials: int,
+               level: float = DEFAULT_LEVEL, note: str = "") -> Comparison:
+    """Normal predictive test of an observed share against a predictive distribution (mean, sd)
+    (e.g. simulated learners: the prediction's own spread, not only the sampling noise):
+    z = (x/n − mean)/sd, two-sided p = 2·(1 − Φ(|z|))."""
+    x, n = _count(successes, trials)
+    share, m, s = x / n, float(predicted_mean), float(predicted_sd)
+    z = (share - m) / s if s > 0 else (0.0 if share == m else math.inf)
+    p = float(2.0 * stats.norm.sf(abs(z)))
+    return Comparison(quantity, m, share, clopper_pearson(x, n, level),
+                      f"normal predictive test, z = {z:.3g}, predictive sd {s:.3g}", level, p,
+                      p > _alpha(level), n, note=note)
+
+
 def zero_event(quantity: str, events: int, trials: int, level: float = DEFAULT_LEVEL,
                complement: bool = False) -> Comparison:
     """A prediction of probability exactly 0: passes iff no event was observed.

@@ -204,3 +204,25 @@ def test_report_and_json():
         st.adjust(cs, method="sidak")
     with pytest.raises(ValueError):
         st.binomial("r", 0.5, 11, 10)
+
+
+def test_binomial_side_by_hand():
+    # 3 honest of 10 when an honest majority is predicted: p = P(X ≤ 3 | n = 10, 1/2) = 176/1024
+    c = st.binomial_side("share", 3, 10, "honest", 0.9, level=0.95)
+    assert c.p_value == pytest.approx(176 / 1024, rel=1e-12) and c.passed  # 0.17 > 0.05
+    # 1 honest of 10, a deviating majority predicted: p = P(X ≥ 1) = 1 − 1/1024 (passes)
+    c = st.binomial_side("share", 1, 10, "deviating", 0.1, level=0.95)
+    assert c.p_value == pytest.approx(1023 / 1024, rel=1e-12) and c.passed
+    # 0 of 10 against an honest majority: p = 1/1024 < 0.05 fails
+    assert not st.binomial_side("share", 0, 10, "honest", 0.9, level=0.95).passed
+    with pytest.raises(ValueError):
+        st.binomial_side("share", 1, 10, "sideways", 0.5)
+
+
+def test_predictive_by_hand():
+    # observed 60/100 against a predictive N(0.5, 0.05²): z = 2, p = 2·(1 − Φ(2)) = 0.0455
+    c = st.predictive("share", 0.5, 0.05, 60, 100, level=0.95)
+    assert c.p_value == pytest.approx(0.04550026389635842, rel=1e-9)
+    assert not c.passed  # 0.0455 < 0.05
+    assert st.predictive("share", 0.5, 0.05, 60, 100, level=0.99).passed  # > 0.01
+    assert st.predictive("share", 0.6, 0.0, 60, 100).p_value == 1.0  # exact agreement, zero spread
