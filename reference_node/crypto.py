@@ -21,6 +21,10 @@ class Key:
     def sign(self, message: bytes) -> str:
         return self._key.sign(message).hex()
 
+    def sign_many(self, messages: list[bytes]) -> list[str]:
+        sign = self._key.sign
+        return [sign(m).hex() for m in messages]
+
 
 def public_key(hex_key: str) -> Ed25519PublicKey | None:
     try:

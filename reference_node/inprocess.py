@@ -17,11 +17,13 @@ from typing import Any
 
 from reference_node.arbiter import Arbiter
 from reference_node.ledger import Ledger, LedgerError
+from reference_node.parallel import CryptoPool
 from reference_node.params import NodeParams
 from reference_node.provider import Provider, Task
 from reference_node.verifier import Verifier
 
 EPOCH = 1_800_000_000.0
+PARALLEL_MIN = 4096
 
 
 class SimClock:
@@ -44,11 +46,16 @@ class Network:
     """Ledger, providers, verifiers and an arbiter wired together in one process."""
 
     def __init__(self, params: NodeParams, db_path: str | Path, strategies: list[str], verifiers: int = 2,
-                 seed: int = 0, verify_signatures: bool = True, bond: float | None = None):
+                 seed: int = 0, verify_signatures: bool = True, bond: float | None = None,
+                 parallel: bool | None = None):
         self.params = params
         self.seed = seed
         self.clock = SimClock()
         self.ledger = Ledger(db_path, params, clock=self.clock, verify_signatures=verify_signatures)
+        # Ed25519 split with a helper process (reference_node.parallel): None = when there is a second
+        # core and a run of at least PARALLEL_MIN tasks; the results are identical either way
+        self.parallel = parallel
+        self.pool: CryptoPool | None = None
         self.providers = [Provider(f"provider-{i}", params, s, seed) for i, s in enumerate(strategies)]
         self.verifiers = [Verifier(f"verifier-{i}", params, i, verifiers, seed) for i in range(verifiers)]
         self.arbiter = Arbiter("arbiter", params, seed)
@@ -76,15 +83,16 @@ class Network:
         end = self.committed + tasks
         P = len(self.providers)
         fee = self.params.reward
+        if self.pool is None and (self.parallel or (self.parallel is None and tasks >= PARALLEL_MIN
+                                                    and CryptoPool.useful())):
+            self.pool = self.ledger.crypto_pool = CryptoPool()
         while i < end:
             n = min(batch, end - i)
             groups: dict[int, list[Task]] = {}
             for k in range(i, i + n):
                 groups.setdefault(k % P, []).append(Task(task_id(self.seed, k), task_input(self.seed, k),
                                                          "client-0", fee))
-            commits = []
-            for pi, ts in groups.items():
-                commits += self.providers[pi].infer(ts)
+            commits = self._infer(groups)
             results = self.ledger.execute([op for _, op in commits])
             fed = []
             for (_, op), res in zip(commits, results):
@@ -101,6 +109,18 @@ class Network:
                 progress(n)
         elapsed = time.perf_counter() - start
         return {"tasks": done, "seconds": elapsed, "tasks_per_second": done / elapsed if elapsed else None}
+
+    def _infer(self, groups: dict[int, list[Task]]) -> list[tuple[dict, dict]]:
+        """Every provider runs its tasks; the signatures of the whole batch are made in one go."""
+        prepared = [(self.providers[pi], self.providers[pi].prepare(ts)) for pi, ts in groups.items()]
+        if self.pool is not None:
+            sigs = self.pool.sign([(self.seed, p.id, pr.messages) for p, pr in prepared])
+        else:
+            sigs = [p.key.sign_many(pr.messages) for p, pr in prepared]
+        commits: list[tuple[dict, dict]] = []
+        for (p, pr), sg in zip(prepared, sigs):
+            commits += p.finish(pr, sg)
+        return commits
 
     def audit(self, commitments: list[dict]) -> None:
         evidence = []
@@ -144,4 +164,7 @@ class Network:
         self.ledger.check_invariant(full=True)
 
     def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = self.ledger.crypto_pool = None
         self.ledger.close()

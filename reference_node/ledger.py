@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from reference_node import crypto
+from reference_node.models import output_hash as ohash
+from reference_node.models import parse_output, sha256_hex
 from reference_node.params import UNIT, NodeParams, to_units
 
 KINDS = ("provider", "verifier", "client", "arbiter")
@@ -80,6 +82,7 @@ CREATE TABLE IF NOT EXISTS withdrawals (
     status TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value REAL NOT NULL);
 """
+_dumps = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(..., separators=(",", ":")), reused
 TOTALS = ("deposits", "fees", "withdrawn", "burned", "escrowed", "clock_offset")
 
 
@@ -169,8 +172,12 @@ class Ledger:
 
     def __init__(self, path: str | Path, params: NodeParams, *, clock: Callable[[], float] = time.time,
                  verify_signatures: bool = True, unbonding: float | None = None, window: float | None = None,
-                 synchronous: str = "NORMAL"):
+                 synchronous: str = "NORMAL", crypto_pool: Any = None):
         self.params = params
+        # with a pool (reference_node.parallel.CryptoPool) the commitment signatures of a batch are
+        # verified up front, split with a helper process; the same check, the same outcome per operation
+        self.crypto_pool = crypto_pool
+        self._verified: dict[tuple[str, str, bytes], bool] = {}
         self.path = str(path)
         self._wall = clock
         self.verify_signatures = verify_signatures
@@ -181,6 +188,8 @@ class Ledger:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={synchronous}")
         self.db.executescript(SCHEMA)
+        self._seen_commits: dict[str, dict] = {}
+        self._prefetched: set[str] = set()
         self._load()
 
     # -------------------------------------------------------------------- state
@@ -250,6 +259,9 @@ class Ledger:
         self._dirty: set[str] = set()
         self._pending_ids: dict[str, dict] = {}
         self._pending_tasks: set[str] = set()
+        self._prefetch_commits(ops)
+        if self.verify_signatures and self.crypto_pool is not None:
+            self._preverify(ops)
         saved = (dict(self.totals), {k: (a.balance, a.locked, a.unbonding, a.last_close, a.challenged,
                                         a.secret_commitment, a.revealed)
                                     for k, a in self.accounts.items()},
@@ -269,6 +281,36 @@ class Ledger:
             self._restore(saved)
             raise
         return results
+
+    def _prefetch_commits(self, ops: list) -> None:
+        """One query for the batch: which of its commits (default request ids) are already on the ledger."""
+        tids = [op["task_id"] for op in ops if isinstance(op, dict) and op.get("op") == "commit"
+                and isinstance(op.get("task_id"), str) and op.get("request_id") in (None, f"commit:{op['task_id']}")]
+        self._seen_commits = {}
+        for i in range(0, len(tids), 500):
+            chunk = tids[i:i + 500]
+            for tid, kind, data in self.db.execute(
+                    "SELECT t.task_id, e.kind, e.data FROM tasks t JOIN events e ON e.seq = t.seq "
+                    f"WHERE t.task_id IN ({','.join('?' * len(chunk))})", chunk):
+                self._seen_commits[tid] = {"kind": kind, "data": json.loads(data)}
+        self._prefetched = set(tids)
+
+    def _preverify(self, ops: list) -> None:
+        """Verify the batch's commitment signatures at once (``_op_commit`` uses these results)."""
+        jobs, keys = [], []
+        for op in ops:
+            if not isinstance(op, dict) or op.get("op") != "commit":
+                continue
+            fields = [op.get(k) for k in ("task_id", "input_hash", "output_hash", "model_id", "provider", "signature")]
+            if not all(isinstance(f, str) for f in fields):
+                continue
+            a = self.accounts.get(fields[4])
+            if a is None or a.kind != "provider":
+                continue
+            message = crypto.commitment_message(*fields[:5])
+            jobs.append((a.pubkey, fields[5], message))
+            keys.append((a.id, fields[5], message))
+        self._verified = dict(zip(keys, self.crypto_pool.verify(jobs))) if jobs else {}
 
     def _restore(self, saved) -> None:
         totals, accs, withdrawals, seq = saved
@@ -323,13 +365,17 @@ class Ledger:
         self.seq += 1
         data = {"seq": self.seq, **data, "request_digest": self._digest}
         self._rows["events"].append((self.seq, request_id, kind, now, account, task_id, amount,
-                                     json.dumps(data, separators=(",", ":"))))
+                                     _dumps(data)))
         self._pending_ids[request_id] = {"kind": kind, "data": data}
         return data
 
     def _replayed(self, request_id: str, kind: str, digest: str, task_id: str | None = None) -> dict | None:
         hit = self._pending_ids.get(request_id)
-        if hit is None and task_id is not None:
+        if hit is None and task_id is not None and task_id in self._prefetched:
+            hit = self._seen_commits.get(task_id)
+            if hit is None:
+                return None
+        elif hit is None and task_id is not None:
             # a commit with its default request id: the task's own row says whether it was seen
             row = self.db.execute("SELECT e.kind, e.data FROM tasks t JOIN events e ON e.seq = t.seq "
                                   "WHERE t.task_id = ?", (task_id,)).fetchone()
@@ -461,9 +507,6 @@ class Ledger:
         output = _field(op, "output", list)
         if len(text) > 4096:
             raise LedgerError(422, f"field 'input': expected at most 4096 characters, found {len(text)}")
-        from reference_node.models import output_hash as ohash
-        from reference_node.models import parse_output, sha256_hex
-
         values = parse_output(output)
         if values is None:
             raise LedgerError(422, "field 'output': expected a list of 8 finite numbers")
@@ -472,9 +515,8 @@ class Ledger:
                                    "output, found different digests")
         if provider.locked <= 0:
             raise LedgerError(409, f"provider {provider.id!r} has no stake left: deposit before committing")
-        if self.verify_signatures and not crypto.verify(
-                provider.key, signature, crypto.commitment_message(task_id, input_hash, output_hash, model_id,
-                                                                   provider.id)):
+        if self.verify_signatures and not self._signature_ok(provider, signature, crypto.commitment_message(
+                task_id, input_hash, output_hash, model_id, provider.id)):
             raise LedgerError(401, f"signature of task {task_id!r}: expected the provider's Ed25519 signature "
                                    "over the commitment, found an invalid one")
         if task_id in self._pending_tasks or (rid != f"commit:{task_id}" and self.db.execute(
@@ -495,6 +537,12 @@ class Ledger:
         self._rows["tasks"].append((task_id, provider.id, client, fee, input_hash, output_hash, model_id,
                                     signature, text, canonical_json(values), now, close, OPEN, self.seq, action))
         return data
+
+    def _signature_ok(self, provider: Account, signature: str, message: bytes) -> bool:
+        ok = self._verified.pop((provider.id, signature, message), None)
+        if ok is None:
+            ok = crypto.verify(provider.key, signature, message)
+        return ok
 
     def _task(self, task_id: str) -> dict:
         for row in reversed(self._rows["tasks"]):

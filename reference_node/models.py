@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 
 import numpy as np
 
@@ -63,11 +64,11 @@ RANDOM_SCALE = 4.0
 
 def unit_hash(*parts: str | bytes) -> float:
     """A keyed hash mapped to [0, 1): 53 bits of sha256 of the joined parts."""
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p.encode() if isinstance(p, str) else p)
-        h.update(b"\x1f")
-    return (int.from_bytes(h.digest()[:8], "big") >> 11) / float(1 << 53)
+    data = b"\x1f".join(p.encode() if isinstance(p, str) else p for p in parts) + b"\x1f"
+    return (int.from_bytes(hashlib.sha256(data).digest()[:8], "big") >> 11) / _2_53
+
+
+_2_53 = float(1 << 53)
 
 
 def sha256_hex(data: str) -> str:
@@ -135,12 +136,17 @@ def honest_noise(rng: np.random.Generator, n: int, exceed: float) -> np.ndarray:
     return s[:, None] * v
 
 
+_CANONICAL = ",".join(["%.6f"] * OUT)
+
+
 def canonical(values) -> str:
+    if len(values) == OUT:
+        return _CANONICAL % tuple(values)  # %-formatting converts each value with float(), as %.6f
     return ",".join(f"{float(v):.6f}" for v in values)
 
 
 def output_hash(values) -> str:
-    return sha256_hex(canonical(values))
+    return hashlib.sha256(canonical(values).encode()).hexdigest()
 
 
 def parse_output(value) -> list[float] | None:
@@ -149,10 +155,22 @@ def parse_output(value) -> list[float] | None:
         return None
     out = []
     for v in value:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+        if v.__class__ is float:  # the common case (JSON numbers, numpy .tolist())
+            if not math.isfinite(v):
+                return None
+            out.append(v)
+        elif isinstance(v, bool) or not isinstance(v, int | float) or not _finite_number(v):
             return None
-        out.append(float(v))
+        else:
+            out.append(float(v))
     return out
+
+
+def _finite_number(v: int | float) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond float range
+        return False
 
 
 def matches(reference, claimed, comparison: str) -> bool:

@@ -27,6 +27,17 @@ class Task:
     fee: float
 
 
+@dataclass
+class Prepared:
+    """A batch whose outputs are computed and whose commitment messages await signatures."""
+    tasks: list[Task]
+    actions: list[str]
+    outputs: list[list[float]]
+    input_hashes: list[str]
+    output_hashes: list[str]
+    messages: list[bytes]
+
+
 class Provider:
     def __init__(self, provider_id: str, params: NodeParams, strategy: str = "honest", seed: int | str = 0,
                  model_id: str = MODEL_ID):
@@ -52,8 +63,8 @@ class Provider:
             ops.append({"op": "deposit", "request_id": f"stake:{self.id}", "account": self.id, "amount": stake})
         return ops
 
-    def infer(self, tasks: list[Task]) -> list[tuple[dict, dict]]:
-        """Run a batch of tasks; returns (reply, commit operation) per task."""
+    def _run(self, tasks: list[Task]) -> tuple[list[str], list[list[float]]]:
+        """Each task's action and output values (the model, or the deviation, per the strategy)."""
         n = len(tasks)
         actions = [self.strategy.choose() for _ in range(n)]
         inputs = [t.input for t in tasks]
@@ -81,19 +92,38 @@ class Provider:
             outputs[cheap_rows] = models.run_truncated(self.model_id, [inputs[i] for i in cheap_rows])
         if random_rows:
             outputs[random_rows] = models.random_output(self.rng, len(random_rows))
+        return actions, outputs.tolist()
+
+    def infer(self, tasks: list[Task]) -> list[tuple[dict, dict]]:
+        """Run a batch of tasks; returns (reply, commit operation) per task."""
+        prepared = self.prepare(tasks)
+        return self.finish(prepared, self.key.sign_many(prepared.messages))
+
+    def prepare(self, tasks: list[Task]) -> Prepared:
+        """Run the model on a batch and build the messages to sign (sign them, then :meth:`finish`)."""
+        actions, outputs = self._run(tasks)
+        model_id, pid = self.model_id, self.id
+        canonical, sha = models.canonical, hashlib.sha256
+        ihs = [sha(t.input.encode()).hexdigest() for t in tasks]
+        ohs = [sha(canonical(v).encode()).hexdigest() for v in outputs]
+        messages = [commitment_message(t.task_id, ih, oh, model_id, pid) for t, ih, oh in zip(tasks, ihs, ohs)]
+        return Prepared(tasks, actions, outputs, ihs, ohs, messages)
+
+    def finish(self, prepared: Prepared, sigs: list[str]) -> list[tuple[dict, dict]]:
+        """The (reply, commit operation) pairs of a prepared batch, given the signatures of its messages."""
+        model_id, pid = self.model_id, self.id
+        p = prepared
+        costs = {a: self.params.cost_of(a) for a in set(p.actions)}
         out = []
-        for task, action, values in zip(tasks, actions, outputs):
-            vals = [float(v) for v in values]
-            ih = models.sha256_hex(task.input)
-            oh = models.output_hash(vals)
-            sig = self.key.sign(commitment_message(task.task_id, ih, oh, self.model_id, self.id))
-            cost = self.params.cost_of(action)
-            op = {"op": "commit", "request_id": f"commit:{task.task_id}", "task_id": task.task_id,
-                  "provider": self.id, "client": task.client, "fee": task.fee, "input_hash": ih, "output_hash": oh,
-                  "model_id": self.model_id, "signature": sig, "input": task.input, "output": vals,
-                  "action": action, "cost": cost}
-            reply = {"task_id": task.task_id, "output": vals, "output_hash": oh, "input_hash": ih,
-                     "model_id": self.model_id, "provider": self.id, "signature": sig}
+        for task, action, vals, ih, oh, sig in zip(p.tasks, p.actions, p.outputs, p.input_hashes, p.output_hashes,
+                                                   sigs):
+            tid = task.task_id
+            op = {"op": "commit", "request_id": f"commit:{tid}", "task_id": tid,
+                  "provider": pid, "client": task.client, "fee": task.fee, "input_hash": ih, "output_hash": oh,
+                  "model_id": model_id, "signature": sig, "input": task.input, "output": vals,
+                  "action": action, "cost": costs[action]}
+            reply = {"task_id": tid, "output": vals, "output_hash": oh, "input_hash": ih,
+                     "model_id": model_id, "provider": pid, "signature": sig}
             out.append((reply, op))
         return out
 

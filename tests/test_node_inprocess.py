@@ -65,3 +65,40 @@ def test_mira_node_up_inprocess_writes_the_run_directory(tmp_path, capsys):
     assert "honest" in capsys.readouterr().out
     # a second run into the same directory is refused (exit 2) unless --resume
     assert main(["up", "--params", str(path), "--tasks", "10", "--out", str(out), "--inprocess", "--quiet"]) == 2
+
+
+def test_crypto_helper_process_leaves_no_trace(tmp_path):
+    """Signing and verifying split with the helper process: the same event log, event for event."""
+    path = write_params(tmp_path / "p.json", parameters={"sampling_rate": 0.2, "minimum_stake": 5000.0})
+    logs = []
+    for parallel in (False, True):
+        name = f"par-{parallel}"
+        net = Network(load(path), tmp_path / f"{name}.sqlite", MIX, verifiers=2, seed=5, parallel=parallel)
+        net.run(1200, batch=256)
+        if parallel:
+            assert net.pool is not None and net.pool._conn is not None  # the helper really ran
+        net.finish()
+        net.close()
+        logs.append(list(events.iter_events(tmp_path / f"{name}.sqlite")))
+    assert logs[0] == logs[1]
+    assert len(logs[0]) > 1200
+
+
+def test_batch_preverification_rejects_a_bad_signature(tmp_path):
+    """The ledger's up-front (pooled) verification rejects exactly the forged commitment of a batch."""
+    from reference_node.parallel import CryptoPool
+    from reference_node.provider import Task
+
+    path = write_params(tmp_path / "p.json")
+    net = Network(load(path), tmp_path / "v.sqlite", ["honest"], verifiers=1, seed=2, parallel=False)
+    pool = net.ledger.crypto_pool = CryptoPool(min_batch=8)
+    try:
+        ops = [op for _, op in net.providers[0].infer([Task(f"t-{i}", f"x {i}", "client-0", 1.0) for i in range(100)])]
+        ops[37] = {**ops[37], "signature": ops[36]["signature"]}
+        results = net.ledger.execute(ops)
+        assert pool._conn is not None
+        assert [i for i, r in enumerate(results) if not r["ok"]] == [37]
+        assert results[37]["status"] == 401
+    finally:
+        pool.close()
+        net.close()
