@@ -721,19 +721,24 @@ def _exact_margins(model: _Model, params: Mapping[str, float]) -> np.ndarray:
     q, L, S, R = (float(params[k]) for k in VARIABLES)
     sc, t, m = model.sc, model.types, model.o.safety_margin
     design_sc_args = {"sampling_rate": q, "slash": L, "total_stake": S, "reward": R}
+    # only the types pruning kept: IC's (largest c_h), participation's envelope, stake's front
+    idx = np.unique(np.concatenate([[model.ic_type], model.part_types, model.stake_types]))
+    ic = np.flatnonzero(idx == model.ic_type)
+    part, stake = np.isin(idx, model.part_types), np.isin(idx, model.stake_types)
     out: list[float] = []
     for j, d in enumerate(model.devs):
         args = audit.arguments(sc, d)
-        args.update(design_sc_args, cost_honest=t.cost_honest, throughput=t.throughput, capital_cost=t.capital_cost)
+        args.update(design_sc_args, cost_honest=t.cost_honest[idx], throughput=t.throughput[idx],
+                    capital_cost=t.capital_cost[idx])
         cf = audit.closed_form(**args)
-        dc = t.cost_honest - d.cost
+        dc = t.cost_honest[idx] - d.cost
         required = np.where(dc > 0, m * dc, np.where(model.gap[j] < 0, -m * q * model.gap[j] * (L + R), 0.0))
-        out.append(float(np.min((cf["ic_margin"] - required) / np.maximum(np.abs(dc), 1e-9))))
-        out.append(float(np.min(cf["stake_margin"][model.stake_types])) / max(S, 1e-9))
+        out.append(float(np.min(((cf["ic_margin"] - required) / np.maximum(np.abs(dc), 1e-9))[ic])))
+        out.append(float(np.min(cf["stake_margin"][stake])) / max(S, 1e-9))
         if j == 0:
-            out.append(float(np.min(cf["participation_margin"][model.part_types])) / max(R, 1e-9))
-        st = model.stake_types
-        args.update(cost_honest=t.cost_honest[st], throughput=t.throughput[st], capital_cost=t.capital_cost[st])
+            out.append(float(np.min(cf["participation_margin"][part])) / max(R, 1e-9))
+        args.update(cost_honest=t.cost_honest[idx][stake], throughput=t.throughput[idx][stake],
+                    capital_cost=t.capital_cost[idx][stake])
         out.extend(np.atleast_1d(audit.episode_margin(args)) / max(S, 1e-9))
     return np.array(out)
 
@@ -768,7 +773,7 @@ def _polish(model: _Model, params: Mapping[str, float]) -> dict[str, float] | No
             warnings.simplefilter("ignore")
             res = optimize.minimize(lambda z: cost(z) / base, np.ones(len(free)), method="SLSQP", bounds=bounds,
                                     constraints=[{"type": "ineq", "fun": lambda z: _exact_margins(model, point(z))}],
-                                    options={"maxiter": 200, "ftol": 1e-12})
+                                    options={"maxiter": 100, "ftol": 1e-10})
     except (ValueError, ArithmeticError):
         return None
     if not np.all(np.isfinite(res.x)):
