@@ -17,6 +17,7 @@ from typing import Any
 
 from reference_node.arbiter import Arbiter
 from reference_node.ledger import Ledger, LedgerError
+from reference_node.models import one_blas_thread
 from reference_node.parallel import CryptoPool
 from reference_node.params import NodeParams
 from reference_node.provider import Provider, Task
@@ -77,6 +78,10 @@ class Network:
             raise LedgerError(bad[0]["status"], f"{what}: {bad[0]['error']}")
 
     def run(self, tasks: int, batch: int = 512, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        with one_blas_thread():
+            return self._run(tasks, batch, progress)
+
+    def _run(self, tasks: int, batch: int, progress: Callable[[int], None] | None) -> dict[str, Any]:
         start = time.perf_counter()
         done = 0
         i = self.committed

@@ -48,9 +48,14 @@ output cannot fail an exact re-execution); β is realised the same way in both m
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
+import glob
 import hashlib
 import math
+import os
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -60,6 +65,46 @@ DEEP = 256       # width of the residual network R
 OUT = 8          # output values
 TOLERANCE = 1e-3
 RANDOM_SCALE = 4.0
+
+
+@functools.lru_cache(maxsize=1)
+def _openblas() -> tuple | None:
+    """numpy's bundled OpenBLAS (set/get thread count), if it is the one loaded; else None."""
+    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas*.so*")) +
+                       glob.glob(os.path.join(libs, "libopenblas*.so*"))):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for setter, getter in (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+                               ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+                               ("openblas_set_num_threads", "openblas_get_num_threads")):
+            if hasattr(lib, setter) and hasattr(lib, getter):
+                return getattr(lib, setter), getattr(lib, getter)
+    return None
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the block with one OpenBLAS thread (the models' small matrices; see reference_node/__init__.py).
+
+    For a process that loaded numpy before reference_node (e.g. ``mira-theory experiment``), where
+    the environment variables came too late; the previous thread count is restored afterwards.
+    """
+    blas = _openblas()
+    if blas is None:
+        yield
+        return
+    setter, getter = blas
+    before = getter()
+    if before != 1:
+        setter(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            setter(before)
 
 
 def unit_hash(*parts: str | bytes) -> float:

@@ -16,6 +16,7 @@ the arbiter; the bounty of an upheld slash is paid to it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from reference_node import models
@@ -23,6 +24,7 @@ from reference_node.crypto import Key, evidence_message
 from reference_node.params import NodeParams
 
 
+@functools.lru_cache(maxsize=8192)  # every verifier asks about the same feed page
 def lead_index(task_id: str, count: int) -> int:
     return int(models.unit_hash("lead", task_id) * count)
 
