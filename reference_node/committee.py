@@ -459,7 +459,11 @@ def summarize_committee(events: Iterable[dict]) -> dict[str, Any]:
     environment's costs − slashes) per claim sat on, and per closed window (``window_payoff``:
     n, total, squares of the per-claim payoff of each closed window, for a t test); claims
     each node sat on up to and including the claim that closed its first slashed window
-    (``first_slash_claims``; nodes never slashed are not listed, ``never_slashed`` counts them).
+    (``first_slash_claims``; nodes never slashed are not listed, ``never_slashed`` counts them);
+    ``claim_payoff``: per claim c, S_c = the strategy's payoff on claim c (rewards − costs of its
+    votes, minus the slashes of the windows c closed) and n_c = its votes on c, as the sums
+    C (claims), ΣS, Σn, ΣS², ΣSn, Σn² — the sufficient statistics of the claim-clustered
+    (ratio) estimate ΣS/Σn of the payoff per claim sat on and of its variance.
     Committees: outcome counts (correct / wrong / none) over all claims and over all-honest
     committees.
     """
@@ -473,8 +477,23 @@ def summarize_committee(events: Iterable[dict]) -> dict[str, Any]:
         if s not in S:
             S[s] = {"nodes": 0, "votes": 0, "agreements": 0, "designated": {"trials": 0, "agreements": 0},
                     "windows": 0, "slashes": 0, "capped_slashes": 0, "paid": 0.0, "cost": 0.0, "slashed": 0.0,
-                    "window_payoff": {"n": 0, "total": 0.0, "squares": 0.0}, "first_slash_claims": []}
+                    "window_payoff": {"n": 0, "total": 0.0, "squares": 0.0}, "first_slash_claims": [],
+                    "claim_payoff": {"C": 0, "S": 0.0, "n": 0, "SS": 0.0, "Sn": 0.0, "nn": 0}}
         return S[s]
+
+    current: dict[str, list[float]] = {}  # strategy -> [S_c, n_c] of the current claim
+
+    def flush() -> None:
+        for t, s in S.items():
+            c = s["claim_payoff"]
+            x, k = current.get(t, (0.0, 0))
+            c["C"] += 1
+            c["S"] += x
+            c["n"] += k
+            c["SS"] += x * x
+            c["Sn"] += x * k
+            c["nn"] += k * k
+        current.clear()
 
     outcomes = {"correct": 0, "wrong": 0, "none": 0}
     honest_outcomes = {"correct": 0, "wrong": 0, "none": 0}
@@ -485,6 +504,8 @@ def summarize_committee(events: Iterable[dict]) -> dict[str, Any]:
             strategy[e["account"]] = e.get("strategy") or "unknown"
             st(strategy[e["account"]])["nodes"] += 1
         elif kind == "claim":
+            if claims:
+                flush()
             claims += 1
             cons, r = e["consensus"], float(e["reward"])
             key = "none" if cons is None else ("correct" if e["correct"] else "wrong")
@@ -512,6 +533,9 @@ def summarize_committee(events: Iterable[dict]) -> dict[str, Any]:
                 p["votes"] += 1
                 p["win_paid"] += r * agree
                 p["win_cost"] += cost
+                cur = current.setdefault(t, [0.0, 0])
+                cur[0] += r * agree - cost
+                cur[1] += 1
         elif kind == "window":
             node = e["node"]
             s = st(strategy.get(node, "unknown"))
@@ -526,8 +550,11 @@ def summarize_committee(events: Iterable[dict]) -> dict[str, Any]:
             wp["total"] += x
             wp["squares"] += x * x
             p["win_paid"] = p["win_cost"] = 0.0
+            current.setdefault(strategy.get(node, "unknown"), [0.0, 0])[0] -= float(e["slash"])
             if e["slashed"] and node not in first_slash:
                 first_slash[node] = int(p["votes"])
+    if claims:
+        flush()
     for node, t in strategy.items():
         if node in first_slash:
             st(t)["first_slash_claims"].append(first_slash[node])
