@@ -169,8 +169,9 @@ def _document(scenario: Scenario, params: str | Path | dict | None) -> tuple[dic
     return json.loads(text), str(params)
 
 
-def _parse_mix(mix: str | None, nodes: int, deviations: list[str]) -> dict[str, int]:
+def _parse_mix(mix: str | None, nodes: int | None, deviations: list[str]) -> dict[str, int]:
     if mix is None:
+        assert nodes is not None
         bad = max(1, nodes // 10) if deviations else 0
         counts = {"honest": nodes - bad}
         for i, d in enumerate(deviations):
@@ -185,7 +186,7 @@ def _parse_mix(mix: str | None, nodes: int, deviations: list[str]) -> dict[str, 
         if name != "honest" and name not in deviations:
             raise _bad("--mix", f"strategies among honest, {', '.join(deviations)}", repr(name))
         counts[name] = counts.get(name, 0) + int(count)
-    if sum(counts.values()) != nodes:
+    if nodes is not None and sum(counts.values()) != nodes:
         raise _bad("--mix", f"counts summing to --nodes = {nodes}", repr(mix))
     return {k: v for k, v in counts.items() if v}
 
@@ -198,9 +199,9 @@ def run_consensus_experiment(scenario: Scenario | str | Path, params: str | Path
     """Run the in-process committee network with the scenario's consensus parameters (or the
     document ``params``, whose ``predictions`` are then the ones tested) and compare.
 
-    ``nodes``: network size (default the scenario's ``network.nodes``); ``mix``:
-    ``honest=36,random-guess=4`` (default: a tenth of the nodes, at least one, spread over the
-    deviations). Bad input raises :class:`~mira_theory.scenario.ScenarioError` naming the option.
+    ``nodes``: network size (default: the ``mix`` total, else the scenario's ``network.nodes``);
+    ``mix``: ``honest=36,random-guess=4`` (default: a tenth of the nodes, at least one, spread
+    over the deviations). Bad input raises :class:`~mira_theory.scenario.ScenarioError` naming the option.
     """
     from reference_node import events
     from reference_node.committee import CommitteeParams, run_committee, summarize_committee
@@ -225,10 +226,14 @@ def run_consensus_experiment(scenario: Scenario | str | Path, params: str | Path
                                      "committee_outcome): re-export with mira-theory export",
                                      "nothing" if preds is None else "an incomplete table")])
     cp = CommitteeParams.from_doc(doc)
-    nodes = sc.network.nodes if nodes is None else nodes
-    if not isinstance(nodes, int) or nodes < cp.committee_size:
+    if nodes is None and mix is None:
+        nodes = sc.network.nodes
+    if nodes is not None and (not isinstance(nodes, int) or nodes < cp.committee_size):
         raise _bad("--nodes", f"an integer ≥ the committee size {cp.committee_size}", repr(nodes))
     counts = _parse_mix(mix, nodes, list(cp.deviations))
+    nodes = sum(counts.values())
+    if nodes < cp.committee_size:
+        raise _bad("--mix", f"at least the committee size {cp.committee_size} nodes", repr(mix))
     out = Path("runs") / f"consensus-{sc.name}-seed{seed}" if out is None else Path(out)
     if (out / "ledger.sqlite").exists() or (out / "report.json").exists():
         raise _bad("--out", "a new run directory", f"{out} already holds a run")
@@ -260,6 +265,33 @@ def run_consensus_experiment(scenario: Scenario | str | Path, params: str | Path
     (out / "report.json").write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
     (out / "report.md").write_text(result.markdown())
     return result
+
+
+def is_consensus(scenario: Scenario | str | Path) -> bool:
+    """Whether the scenario (file) is of the consensus game."""
+    if isinstance(scenario, Scenario):
+        return scenario.game == "consensus"
+    from mira_theory.api import load
+
+    return load(scenario).game == "consensus"
+
+
+def run_from_args(args: Any, progress: Callable[[int], None] | None = None) -> ConsensusExperimentResult:
+    """``mira-theory experiment`` on a consensus scenario, from the parsed arguments of
+    :mod:`mira_theory.cli_experiment`: ``--tasks`` is the number of claims, ``--mix`` the
+    network (its total is the number of nodes; without it the scenario's ``network.nodes``
+    with a tenth deviating), ``--params``, ``--seed``, ``--level``, ``--out`` as for the audit
+    game. ``--providers``/``--verifiers`` are not used; ``--adaptive``, ``--threshold`` and
+    ``--mode processes`` are refused (not built for the consensus game)."""
+    if getattr(args, "adaptive", None):
+        raise _bad("--adaptive", "no adaptive nodes: the consensus network has fixed strategies only",
+                   repr(args.adaptive))
+    if getattr(args, "threshold", False):
+        raise _bad("--threshold", "no threshold sweep for the consensus game", "--threshold")
+    if getattr(args, "mode", "inprocess") != "inprocess":
+        raise _bad("--mode", "inprocess (the consensus network runs in-process only)", repr(args.mode))
+    return run_consensus_experiment(args.scenario, args.params, claims=args.tasks, mix=args.mix, seed=args.seed,
+                                    level=args.level, out=args.out, progress=progress)
 
 
 def _comparisons(summary: dict[str, Any], preds: dict[str, Any], pop: dict[str, Any], cp: Any, level: float,

@@ -191,3 +191,24 @@ def test_consensus_experiment_fails_a_wrong_prediction(binary_doc, tmp_path):
     assert not r.passed
     assert {c.quantity.split(":")[0] for c in r.comparisons if not c.passed} == {"honest", "random-guess"}
     assert all("agreement" in q for q in r.failed)
+
+
+def test_cli_arguments_map_to_the_consensus_experiment(tmp_path):
+    import argparse
+
+    from mira_theory import cli_experiment
+    from mira_theory.experiment_consensus import is_consensus, run_from_args
+    from mira_theory.scenario import ScenarioError
+
+    parser = argparse.ArgumentParser()
+    cli_experiment.register(parser.add_subparsers())
+    assert is_consensus("models/binary-claims.toml") and not is_consensus("models/default.toml")
+    args = parser.parse_args(["experiment", "models/binary-claims.toml", "--tasks", "300", "--mix",
+                              "honest=9,random-guess=1", "--seed", "2", "--out", str(tmp_path / "cli")])
+    r = run_from_args(args)
+    assert r.run["claims"] == 300 and r.run["nodes"] == 10 and r.run["mix"] == {"honest": 9, "random-guess": 1}
+    bad = parser.parse_args(["experiment", "models/binary-claims.toml", "--adaptive", "hedge"])
+    with pytest.raises(ScenarioError):
+        run_from_args(bad)
+    with pytest.raises(ScenarioError):
+        run_from_args(parser.parse_args(["experiment", "models/binary-claims.toml", "--mix", "honest=3"]))
