@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import socket
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -114,28 +113,34 @@ async def _send_json(send: Callable, status: int, body: dict) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-def _finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_finite(v) for v in value)
-    return True
-
-
 async def read_json(request: Request) -> Any:
     return parse_json(await request.body())
 
 
+class _NotFinite(Exception):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NotFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # inf or nan (e.g. 1e999)
+        raise _NotFinite(text)
+    return value
+
+
 def parse_json(raw: bytes) -> Any:
+    """A JSON body whose numbers are all finite (NaN, Infinity and overflowing literals are rejected while
+    parsing, so the document is never walked a second time)."""
     try:
-        doc = json.loads(raw)
+        return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise LedgerError(400, f"request body: expected JSON, found a syntax error ({err})") from None
-    if not _finite(doc):
-        raise LedgerError(422, "request body: expected finite numbers, found NaN or Infinity")
-    return doc
+    except _NotFinite:
+        raise LedgerError(422, "request body: expected finite numbers, found NaN or Infinity") from None
 
 
 def error_response(err: LedgerError) -> JSONResponse:
@@ -403,28 +408,35 @@ async def retrying(call: Callable[[], Awaitable[tuple[int, Any]]], attempts: int
 
 
 class Batcher:
-    """Collect concurrent items for up to ``delay`` seconds (or ``size`` items) and handle them together."""
+    """Collect concurrent items and handle them together, with at most ``inflight`` batches in progress.
 
-    def __init__(self, handle: Callable[[list], Awaitable[list]], size: int = 128, delay: float = 0.002):
-        self.handle, self.size, self.delay = handle, size, delay
+    When nothing is in progress an item is handled at once (in the next loop turn, with whatever arrived
+    in the same turn); while ``inflight`` batches are in progress new items wait and go out together
+    when one completes, so a batch grows with the load (up to ``size``) and an idle provider adds no
+    delay. (``delay`` is accepted for compatibility; the in-flight bound replaces the timer.)
+    """
+
+    def __init__(self, handle: Callable[[list], Awaitable[list]], size: int = 512, delay: float = 0.0,
+                 inflight: int = 1):
+        self.handle, self.size, self.delay, self.inflight = handle, size, delay, inflight
         self.pending: list[tuple[Any, asyncio.Future]] = []
-        self.timer: asyncio.TimerHandle | None = None
+        self.running = 0
+        self.scheduled = False
 
     async def submit(self, item: Any) -> Any:
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self.pending.append((item, fut))
-        if len(self.pending) >= self.size:
-            self._fire()
-        elif self.timer is None:
-            self.timer = asyncio.get_running_loop().call_later(self.delay, self._fire)
+        if self.running < self.inflight and not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(self._fire)
         return await fut
 
     def _fire(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        batch, self.pending = self.pending, []
-        if batch:
+        self.scheduled = False
+        while self.pending and self.running < self.inflight:
+            batch, self.pending = self.pending[:self.size], self.pending[self.size:]
+            self.running += 1
             asyncio.get_running_loop().create_task(self._run(batch))
 
     async def _run(self, batch: list) -> None:
@@ -437,6 +449,11 @@ class Batcher:
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(err if isinstance(err, LedgerError) else LedgerError(503, str(err)))
+        finally:
+            self.running -= 1
+            if self.pending and not self.scheduled:
+                self.scheduled = True
+                asyncio.get_running_loop().call_soon(self._fire)
 
 
 def provider_app(provider: Provider, ledger_url: str, stake: float | None = None) -> Any:
@@ -472,7 +489,7 @@ def provider_app(provider: Provider, ledger_url: str, stake: float | None = None
                     "signature": record["signature"], "recovered": True}
         return LedgerError(409, f"ledger: {res['error']}")
 
-    batcher = Batcher(handle, size=256, delay=0.005)
+    batcher = Batcher(handle, size=512)
 
     @app.on_event("startup")
     async def _start() -> None:
