@@ -60,6 +60,7 @@ ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_
 ID_RE = re.compile(r"[A-Za-z0-9\-_.:]{1,128}")
 HEX_RE = {n: re.compile(f"[0-9a-f]{{{n}}}") for n in (64, 128)}
 OPEN, CHALLENGED, SETTLED, SLASHED = 0, 1, 2, 3
+_id_ok, _hex64, _hex128 = ID_RE.fullmatch, HEX_RE[64].fullmatch, HEX_RE[128].fullmatch
 STATUS = {OPEN: "open", CHALLENGED: "challenged", SETTLED: "settled", SLASHED: "slashed"}
 
 SCHEMA = """
@@ -495,16 +496,19 @@ class Ledger:
                             "release_at": release_at}, now)
 
     def _op_commit(self, op: dict, rid: str, now: float) -> dict:
-        task_id = _ident(op, "task_id")
-        provider = self._account(_ident(op, "provider"), "provider")
-        client = _ident(op, "client")
+        get = op.get
+        # the same checks as _ident/_hex/_field, inline for the well-formed case; those raise the messages
+        task_id = v if (v := get("task_id")).__class__ is str and _id_ok(v) else _ident(op, "task_id")
+        provider = self._account(v if (v := get("provider")).__class__ is str and _id_ok(v)
+                                 else _ident(op, "provider"), "provider")
+        client = v if (v := get("client")).__class__ is str and _id_ok(v) else _ident(op, "client")
         fee = _amount(op, "fee", allow_zero=True)
-        input_hash = _hex(op, "input_hash", 64)
-        output_hash = _hex(op, "output_hash", 64)
-        model_id = _ident(op, "model_id")
-        signature = _hex(op, "signature", 128)
-        text = _field(op, "input", str)
-        output = _field(op, "output", list)
+        input_hash = v if (v := get("input_hash")).__class__ is str and _hex64(v) else _hex(op, "input_hash", 64)
+        output_hash = v if (v := get("output_hash")).__class__ is str and _hex64(v) else _hex(op, "output_hash", 64)
+        model_id = v if (v := get("model_id")).__class__ is str and _id_ok(v) else _ident(op, "model_id")
+        signature = v if (v := get("signature")).__class__ is str and _hex128(v) else _hex(op, "signature", 128)
+        text = v if (v := get("input")).__class__ is str else _field(op, "input", str)
+        output = v if (v := get("output")).__class__ is list else _field(op, "output", list)
         if len(text) > 4096:
             raise LedgerError(422, f"field 'input': expected at most 4096 characters, found {len(text)}")
         values = parse_output(output)
