@@ -23,7 +23,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from mira_theory import experiment
+    from mira_theory import experiment, experiment_consensus
 
     progress = None
     bar = None
@@ -34,7 +34,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         bar = tqdm(total=total, desc="tasks", unit="task", file=sys.stderr)
         progress = bar.update
     try:
-        if args.threshold:
+        if experiment_consensus.is_consensus(args.scenario):  # --tasks counts claims, --mix sets the nodes
+            result = experiment_consensus.run_from_args(args, progress)
+        elif args.threshold:
             result = experiment.run_threshold(
                 args.scenario, args.params, points=args.points, adaptive=args.adaptive or "logit",
                 tasks=args.tasks, providers=args.providers, seed=args.seed, level=args.level, out=args.out,
@@ -77,7 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "every prediction (detection and false-slash rates, payoff per task, the "
                                    "cheating episode, adaptive providers' learning) with its statistical "
                                    "test, Holm-corrected. Exit 0 if all pass, 1 if any fails, 2 on bad input.")
-    p.add_argument("scenario", help="scenario file (TOML); the audit game (the network has no consensus game)")
+    p.add_argument("scenario", help="scenario file (TOML): audit game, or consensus game (in-process committees; "
+                                    "--tasks counts claims and --mix sets the nodes)")
     p.add_argument("--params", default=None, help="deployment-parameters file (default: export the scenario)")
     p.add_argument("--tasks", type=positive_int, default=4000, help="tasks in the run (per point with --threshold)")
     p.add_argument("--providers", type=positive_int, default=8)

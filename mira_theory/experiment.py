@@ -46,9 +46,9 @@ What is compared (audit game)
 - **Threshold** (:func:`run_threshold`): adaptive providers at ``points`` sampling rates from
   0.5·q* to 1.5·q* (q* from the parameters file); at each rate the final-window side test above.
 
-The consensus game: the reference network does not implement it (``reference_node.params``
-rejects any game but ``audit``), so a consensus scenario is refused with exit 2 and nothing is
-compared; nothing is simulated in its place.
+The consensus game runs in :mod:`reference_node.committee` (in-process) and is compared by
+:mod:`mira_theory.experiment_consensus`; ``mira-theory experiment`` dispatches to it for a
+consensus scenario. The functions here take the audit game only.
 
 Not here: a formula. Predictions come from the exported file and :mod:`mira_theory.dynamics`;
 tests from :mod:`mira_theory.stats`.
@@ -184,9 +184,8 @@ def _load_scenario(scenario: Scenario | str | Path) -> Scenario:
 def _check_game(scenario: Scenario) -> None:
     if scenario.game != "audit":
         raise ScenarioError([Problem(scenario.path or scenario.name, "scenario.game",
-                                     "'audit': the reference network implements only the audit game "
-                                     "(reference_node.params rejects others), so a consensus scenario's "
-                                     "predictions cannot be compared with an executed run; nothing was run",
+                                     "'audit' here (a consensus scenario's experiment is "
+                                     "mira_theory.experiment_consensus.run_consensus_experiment)",
                                      repr(scenario.game))])
 
 

@@ -124,8 +124,9 @@ def test_threshold_sides_against_a_wrong_q_star(tmp_path, crisp):
 
 
 def test_bad_input_exits_2(tmp_path, capsys):
-    assert _cli(["experiment", str(MODELS / "binary-claims.toml"), "--out", str(tmp_path / "a")]) == 2
-    assert "only the audit game" in capsys.readouterr().err
+    # the consensus experiment has no threshold sweep (nor adaptive nodes, nor processes): refused
+    assert _cli(["experiment", str(MODELS / "binary-claims.toml"), "--threshold", "--out", str(tmp_path / "a")]) == 2
+    assert "--threshold" in capsys.readouterr().err
     assert _cli(["experiment", str(MODELS / "default.toml"), "--mix", "honest=3,bogus=5",
                  "--out", str(tmp_path / "b")]) == 2
     assert "--mix" in capsys.readouterr().err
