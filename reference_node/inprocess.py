@@ -6,6 +6,15 @@ arbiter's verdicts go back to the ledger, and expired windows are settled. The l
 is simulated (it advances by batch / (λ · providers) seconds per batch, the scenario's
 throughput), so a seeded run is reproducible event for event and windows of T seconds
 close during the run, which keeps memory flat.
+
+Ed25519 is most of a task's CPU, and ``cryptography`` holds the GIL, so on a machine with a
+second core a run of at least ``PARALLEL_MIN`` tasks splits each batch's signing (all providers
+at once) and the ledger's verification of it with one helper process
+(:mod:`reference_node.parallel`). Signatures are deterministic and verification is a pure
+function, so the event log is identical with and without the helper (a test checks it); the
+ledger still verifies every commitment it accepts when ``verify_signatures`` is on. The run
+holds OpenBLAS to one thread (:func:`reference_node.models.one_blas_thread`), which matters when
+numpy was imported before this package (``mira-theory experiment``).
 """
 
 from __future__ import annotations
