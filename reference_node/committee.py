@@ -329,22 +329,8 @@ class CommitteeLedger(Ledger):
         a = self.accounts[node]
         required = cp.required
         slashed = st[2] < required
-        slash = min(self.slash_units, a.locked + a.unbonding) if slashed else 0
+        slash = self._take_stake(a, self.slash_units) if slashed else 0
         capped = slashed and slash < self.slash_units
-        from_locked = min(slash, a.locked)
-        a.locked -= from_locked
-        rest = slash - from_locked
-        if rest:  # unbonding stake stays slashable (as in Ledger._op_resolve)
-            a.unbonding -= rest
-            for wid, w in sorted(self.withdrawals.items(), key=lambda kv: -kv[1][2]):
-                if w[0] != node or not rest:
-                    continue
-                take = min(rest, w[1])
-                w[1] -= take
-                rest -= take
-                self._rows["withdrawal_status"].append(("pending" if w[1] else "slashed", w[1], wid))
-                if not w[1]:
-                    del self.withdrawals[wid]
         self.totals["burned"] += slash
         self._dirty.add(node)
         return self._event(f"window:{node}:{st[0]}", "window", node, claim_id, slash,

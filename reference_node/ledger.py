@@ -607,6 +607,26 @@ class Ledger:
                            {"task_id": task_id, "provider": task["provider"], "verifier": verifier.id,
                             "evidence_hash": digest}, now)
 
+    def _take_stake(self, account: Account, amount: int) -> int:
+        """Take up to ``amount`` of an account's stake, locked first, then unbonding (stake being
+        withdrawn stays slashable until released): the amount taken (less when capped)."""
+        slash = min(amount, account.locked + account.unbonding)
+        from_locked = min(slash, account.locked)
+        account.locked -= from_locked
+        rest = slash - from_locked
+        if rest:
+            account.unbonding -= rest
+            for wid, w in sorted(self.withdrawals.items(), key=lambda kv: -kv[1][2]):
+                if w[0] != account.id or not rest:
+                    continue
+                take = min(rest, w[1])
+                w[1] -= take
+                rest -= take
+                self._rows["withdrawal_status"].append(("pending" if w[1] else "slashed", w[1], wid))
+                if not w[1]:
+                    del self.withdrawals[wid]
+        return slash
+
     def _op_resolve(self, op: dict, rid: str, now: float) -> dict:
         task_id = _ident(op, "task_id")
         arbiter = self._account(_ident(op, "arbiter"), "arbiter")
@@ -634,22 +654,8 @@ class Ledger:
             return self._event(rid, "resolve", verifier.id, task_id, bond,
                                {"task_id": task_id, "provider": provider.id, "verifier": verifier.id,
                                 "verdict": verdict, "bond_burned": bond / UNIT, "reason": reason}, now)
-        slash = min(self.slash_units, provider.locked + provider.unbonding)
+        slash = self._take_stake(provider, self.slash_units)
         capped = slash < self.slash_units
-        from_locked = min(slash, provider.locked)
-        provider.locked -= from_locked
-        rest = slash - from_locked
-        if rest:
-            provider.unbonding -= rest
-            for wid, w in sorted(self.withdrawals.items(), key=lambda kv: -kv[1][2]):
-                if w[0] != provider.id or not rest:
-                    continue
-                take = min(rest, w[1])
-                w[1] -= take
-                rest -= take
-                self._rows["withdrawal_status"].append(("pending" if w[1] else "slashed", w[1], wid))
-                if not w[1]:
-                    del self.withdrawals[wid]
         bounty = int(slash * self.params.bounty_share)
         verifier.balance += bounty
         self.totals["burned"] += slash - bounty
