@@ -387,9 +387,11 @@ def _domain(scenario: Scenario, path: str) -> tuple[float, float, bool, str]:
 
 
 def _problem(scenario: Scenario, path: str):
-    from mira_theory.scenario import Problem
+    from mira_theory.scenario import Problem, _suggest
 
-    return Problem(scenario.path or scenario.name, path, "a numeric scenario key path", repr(path))
+    valid = scenario.replace({}).parameter_paths()
+    return Problem(scenario.path or scenario.name, path, "a numeric scenario key path (one of "
+                   f"{', '.join(valid)})", f"{path!r}{_suggest(path, valid)}")
 
 
 def _normalise(scenario: Scenario, path: str) -> str:
@@ -890,8 +892,8 @@ def robustness(scenario: Scenario, parameters: Iterable[str] | None = None,
     rows = []
     for raw_path in parameters:
         path = _normalise(scenario, raw_path)
+        dlo, dhi, integer, rule = _domain(scenario, path)  # an unknown key path: ScenarioError
         v0 = _value(scenario, path)
-        dlo, dhi, integer, rule = _domain(scenario, path)
         at0 = model.margins({})
         failing = [n for n in names if not _holds(at0[n])]
         if failing:

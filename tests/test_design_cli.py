@@ -262,3 +262,8 @@ def test_robustness_end_of_the_cost_interval_by_hand(capsys):
     assert row["high"] <= root * (1 + 1e-9)
     if row["high_limit"].startswith("ic"):
         assert row["high"] == pytest.approx(root, rel=1e-9)
+
+
+def test_robustness_of_an_unknown_key_is_bad_input(capsys):
+    code, out, err = run(capsys, "robustness", POS, "--parameter", "task.cost_hones")
+    assert code == 2 and "did you mean 'task.cost_honest'" in err and "internal error" not in err
