@@ -359,8 +359,10 @@ def loads(text: str, path: str | None = None, origin: str | None = None,
     if problems or header is None:
         raise ScenarioError(problems)
     sha = sha256 or hashlib.sha256(text.encode()).hexdigest()
+    from mira_theory.results import FrozenDict
+
     return cls(name=header.name, game=header.game, description=header.description,
-               path=path, sha256=sha, source=text, uncertainty=uncertainty, **built)
+               path=path, sha256=sha, source=text, uncertainty=FrozenDict(uncertainty), **built)
 
 
 def field_spec(cls: type[Scenario], data: Mapping[str, Any], dotted: str) -> tuple[Any, dataclasses.Field] | None:

@@ -267,3 +267,8 @@ def test_robustness_end_of_the_cost_interval_by_hand(capsys):
 def test_robustness_of_an_unknown_key_is_bad_input(capsys):
     code, out, err = run(capsys, "robustness", POS, "--parameter", "task.cost_hones")
     assert code == 2 and "did you mean 'task.cost_honest'" in err and "internal error" not in err
+
+
+def test_scenarios_stay_hashable_with_uncertainty_ranges():
+    sc = mt.loads(audit_scenario("u", "ranges") + '[uncertainty]\n"task.cost_honest" = [0.3, 0.5]\n')
+    assert hash(sc) == hash(mt.loads(sc.source)) and {sc: 1}[sc] == 1  # frozen, so usable as a key
