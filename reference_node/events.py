@@ -34,7 +34,10 @@ and the fields of its kind:
                burned, refund, client; rejected: bond_burned. A resolve-upheld is a *settled
                slash*: final when written.
     settle     settled {provider: {tasks, paid}}, tasks, released [{withdrawal, account,
-               amount}], more (another settle is due)
+               amount}], more (another settle is due); sampling_rate (only with adaptive
+               verifiers, ``Network(verifier_learner=...)``: the common rate q_t the verifiers
+               audited the batch just settled with, fixed before its commitments were made;
+               one per batch, so the task-weighted q̄ is read from these events)
     advance    seconds (ledger clock moved forward)
     reveal     verifier, secret (preimage of its secret_commitment)
 

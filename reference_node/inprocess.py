@@ -57,8 +57,11 @@ class Network:
 
     def __init__(self, params: NodeParams, db_path: str | Path, strategies: list[str], verifiers: int = 2,
                  seed: int = 0, verify_signatures: bool = True, bond: float | None = None,
-                 parallel: bool | None = None):
+                 parallel: bool | None = None, verifier_learner: Any = None):
         self.params = params
+        # adaptive verifiers (strategies.VerifierHedge): the common q_t is the learner's, set before a
+        # batch's commitments are made and updated after its audits; logged on the batch's settle event
+        self.verifier_learner = verifier_learner
         self.seed = seed
         self.clock = SimClock()
         self.ledger = Ledger(db_path, params, clock=self.clock, verify_signatures=verify_signatures)
@@ -106,6 +109,11 @@ class Network:
             for k in range(i, i + n):
                 groups.setdefault(k % P, []).append(Task(task_id(self.seed, k), task_input(self.seed, k),
                                                          "client-0", fee))
+            rate = None
+            if self.verifier_learner is not None:
+                rate = float(self.verifier_learner.rate())
+                for v in self.verifiers:
+                    v.rate = rate
             commits = self._infer(groups)
             results = self.ledger.execute([op for _, op in commits])
             fed = []
@@ -115,8 +123,15 @@ class Network:
                         self.by_id[op["provider"]].committed(op["action"], op["fee"])
                     fed.append(op)
             self.audit(fed)
+            settle: dict[str, Any] = {"op": "settle", "request_id": f"settle:{self.seed}:{i}"}
+            if self.verifier_learner is not None:
+                counts: dict[str, int] = {}
+                for op in fed:
+                    counts[op["action"]] = counts.get(op["action"], 0) + 1
+                self.verifier_learner.observe(counts)
+                settle["sampling_rate"] = rate
             self.clock.t += n * self.step
-            self.ledger.execute([{"op": "settle", "request_id": f"settle:{self.seed}:{i}"}])
+            self.ledger.execute([settle])
             i += n
             done += n
             if progress:

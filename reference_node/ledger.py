@@ -703,10 +703,12 @@ class Ledger:
                 del self.withdrawals[wid]
                 self._rows["withdrawal_status"].append(("released", amount, wid))
                 released.append({"withdrawal": wid, "account": acc, "amount": amount / UNIT})
-        return self._event(rid, "settle", None, None, 0,
-                           {"settled": {p: {"tasks": v[0], "paid": v[1]} for p, v in paid.items()},
-                            "tasks": sum(v[0] for v in paid.values()), "released": released,
-                            "more": len(rows) == limit}, now)
+        data = {"settled": {p: {"tasks": v[0], "paid": v[1]} for p, v in paid.items()},
+                "tasks": sum(v[0] for v in paid.values()), "released": released, "more": len(rows) == limit}
+        rate = op.get("sampling_rate")  # adaptive verifiers: the batch's q_t, recorded as given
+        if isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0.0 <= rate <= 1.0:
+            data["sampling_rate"] = float(rate)
+        return self._event(rid, "settle", None, None, 0, data, now)
 
     def _op_advance(self, op: dict, rid: str, now: float) -> dict:
         seconds = _field(op, "seconds", (int, float))

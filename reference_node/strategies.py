@@ -315,3 +315,40 @@ def make(spec: str, deviations: tuple[str, ...], rng: np.random.Generator,  # no
     if rule == "regret":
         return RegretMatching(actions, rng, gamma=values[0])
     return LogitResponse(actions, rng, precision=values[0])
+
+
+class VerifierHedge:
+    """The verifiers' common sampling rate learned by Hedge over {audit, no-audit}.
+
+    Full-information expected-payoff feedback: after a batch whose commitments took the actions
+    ``counts`` (honest / deviation name -> tasks), the verifier's expected payoff per task of each
+    column is v = Bᵀ·x (x the batch's action shares, B the verifier's payoffs of
+    ``mira_theory.games.audit.bimatrix``, rows ``actions``, columns audit / no-audit), and the
+    log-weights move by η·n·v (n tasks: η is per task, as the providers'). ``rate()`` = the audit
+    weight, fixed for the next batch. Realised audit outcomes are not used (too rare near q*);
+    x is the batch's ground-truth actions (``commit.action``, experiment metadata no protocol
+    decision reads), so this is the full-information learner of the two-population dynamics,
+    not something a deployed verifier could run.
+    """
+
+    def __init__(self, actions: list[str], payoffs: list[list[float]], eta: float, initial: float):
+        if not 0.0 < initial < 1.0:
+            raise ValueError(f"initial sampling rate: expected 0 < q < 1, found {initial!r}")
+        self.actions = list(actions)
+        self.B = np.asarray(payoffs, float)
+        if self.B.shape != (len(self.actions), 2):
+            raise ValueError(f"verifier payoffs: expected shape ({len(self.actions)}, 2), found {self.B.shape}")
+        self.eta = float(eta)
+        self.z = np.log([initial, 1.0 - initial])
+        self.name = f"verifier-hedge:{eta:g}"
+
+    def rate(self) -> float:
+        w = np.exp(self.z - self.z.max())
+        return float(w[0] / w.sum())
+
+    def observe(self, counts: dict[str, int]) -> None:
+        n = np.array([counts.get(a, 0) for a in self.actions], float)
+        if n.sum() <= 0:
+            return
+        self.z = self.z + self.eta * (n @ self.B)  # = η·n·Bᵀx
+        self.z = self.z - self.z.max()

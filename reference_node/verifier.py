@@ -37,6 +37,7 @@ class Verifier:
         self.key = Key(seed, verifier_id)
         self.secret = hashlib.sha256(f"verifier-secret|{seed}|{verifier_id}".encode()).digest()
         self.commitment = hashlib.sha256(self.secret).hexdigest()
+        self.rate: float | None = None  # adaptive verifiers: q_t set between batches (None: the params' q)
 
     def register_ops(self, bond: float) -> list[dict]:
         return [{"op": "register", "request_id": f"register:{self.id}", "account": self.id, "kind": "verifier",
@@ -48,7 +49,8 @@ class Verifier:
 
     def selects(self, task_id: str) -> bool:
         return lead_index(task_id, self.count) == self.index and \
-            models.unit_hash(self.secret, "audit", task_id) < self.params.sampling_rate
+            models.unit_hash(self.secret, "audit", task_id) < (self.params.sampling_rate if self.rate is None
+                                                               else self.rate)
 
     def audit(self, commitments: list[dict]) -> tuple[list[dict], list[dict]]:
         """Audit the selected commitments of a feed page.
