@@ -678,6 +678,10 @@ class Ledger:
         limit = op.get("limit", 5000)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise LedgerError(422, f"field 'limit': expected a positive integer, found {limit!r}")
+        rate = op.get("sampling_rate")  # adaptive verifiers: the batch's q_t, recorded as given
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)
+                                 or not 0.0 <= rate <= 1.0):
+            raise LedgerError(422, f"field 'sampling_rate': expected a probability in [0, 1], found {rate!r}")
         rows = self.db.execute("SELECT task_id, provider, fee FROM tasks WHERE status = 0 AND window_close <= ? "
                                "ORDER BY window_close LIMIT ?", (now, limit)).fetchall()
         pending = {tid for _, tid in self._rows["task_status"]}
@@ -705,8 +709,7 @@ class Ledger:
                 released.append({"withdrawal": wid, "account": acc, "amount": amount / UNIT})
         data = {"settled": {p: {"tasks": v[0], "paid": v[1]} for p, v in paid.items()},
                 "tasks": sum(v[0] for v in paid.values()), "released": released, "more": len(rows) == limit}
-        rate = op.get("sampling_rate")  # adaptive verifiers: the batch's q_t, recorded as given
-        if isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0.0 <= rate <= 1.0:
+        if rate is not None:
             data["sampling_rate"] = float(rate)
         return self._event(rid, "settle", None, None, 0, data, now)
 

@@ -83,3 +83,25 @@ def test_learner_moves_towards_auditing_deviations():
     assert vl2.rate() < 0.05
     expected = 1.0 / (1.0 + np.exp(np.log(0.95 / 0.05) - 1e-3 * 100 * (-0.4)))
     assert abs(vl2.rate() - expected) < 1e-12
+
+
+def test_settle_rejects_a_sampling_rate_outside_0_1_and_changes_nothing(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from reference_node.ledger import Ledger
+    from reference_node.params import load
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "p.json"
+    subprocess.run([str(Path(sys.executable).with_name("mira-theory")), "export", str(root / "models" / "default.toml"),
+                    "-o", str(out)], check=True, capture_output=True)
+    ledger = Ledger(tmp_path / "l.sqlite", load(out))
+    for bad in (1.5, -0.1, True, "0.2"):
+        [r] = ledger.execute([{"op": "settle", "request_id": f"s-{bad!r}", "sampling_rate": bad}])
+        assert r["status"] == 422 and "sampling_rate" in r["error"]
+    assert ledger.seq == 0  # no event written
+    [r] = ledger.execute([{"op": "settle", "request_id": "ok", "sampling_rate": 0.25}])
+    assert r["ok"] and r["sampling_rate"] == 0.25 and ledger.seq == 1
+    ledger.close()
