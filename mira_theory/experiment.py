@@ -122,6 +122,11 @@ class ExperimentResult:
                          "observed": self.observed, "notes": self.notes, "trajectories": self.trajectories,
                          "threshold": self.threshold, "plots": self.plots})
 
+    def verdict(self) -> str:
+        """The report's result line: PASS, or FAIL with the failed comparisons named."""
+        return (f"- result: **{'PASS' if self.passed else 'FAIL'}**"
+                + (f" ({len(self.failed)} failed: {'; '.join(self.failed)})" if self.failed else ""))
+
     def markdown(self) -> str:
         r = self.run
         lines = [f"# Experiment: scenario '{self.scenario}'", "",
@@ -130,9 +135,7 @@ class ExperimentResult:
                  f"- run: {r.get('tasks')} tasks, {r.get('providers')} providers "
                  f"({', '.join(f'{k}×{v}' for k, v in (r.get('mix') or {}).items())}), "
                  f"{r.get('verifiers')} verifiers; {r.get('seconds', 0):.1f} s",
-                 f"- result: **{'PASS' if self.passed else 'FAIL'}**"
-                 + (f" ({len(self.failed)} failed: {'; '.join(self.failed)})" if self.failed else ""), "",
-                 self.table(), ""]
+                 self.verdict(), "", self.table(), ""]
         if self.trajectories:
             lines += ["## Adaptive providers: honest share by window", ""]
             for name, t in self.trajectories.items():

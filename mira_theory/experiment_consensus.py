@@ -81,9 +81,7 @@ class ConsensusExperimentResult(ExperimentResult):
                  f"({', '.join(f'{k}×{v}' for k, v in (r.get('mix') or {}).items())}), committees of "
                  f"{r.get('committee_size')} (quorum {r.get('quorum')}), window {r.get('window')}; "
                  f"{r.get('seconds', 0):.1f} s",
-                 f"- result: **{'PASS' if self.passed else 'FAIL'}**"
-                 + (f" ({len(self.failed)} failed: {'; '.join(self.failed)})" if self.failed else ""), "",
-                 self.table(), ""]
+                 self.verdict(), "", self.table(), ""]
         if self.notes:
             lines += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
         return "\n".join(lines)
