@@ -227,7 +227,7 @@ def _evaluate(pair: _Pair, sc: ConsensusScenario, opts: _Opts, W: np.ndarray, t:
     P_f = _cdf(t, W, pair.p_h)
     lo = np.zeros(len(W))
     hi = np.full(len(W), opts.L_max if "slash" in opts.free else math.inf)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for p_j, need in zip(pair.p_j, pair.need, strict=True):
             gap = _cdf(t, W, p_j) - P_f
             if need > 0:
@@ -243,7 +243,7 @@ def _evaluate(pair: _Pair, sc: ConsensusScenario, opts: _Opts, W: np.ndarray, t:
     if L_fixed is not None:
         ok = (lo <= L_fixed * (1 + 1e-12)) & (L_fixed <= hi * (1 + 1e-12) + 1e-300)
     else:
-        ok = lo <= hi
+        ok = (lo <= hi) & np.isfinite(lo)  # an infinite least slash (a bound overflowed) is no design
     return lo, hi, ok
 
 

@@ -265,3 +265,18 @@ def test_result_object(binary):
         CD.design_consensus(binary, free=("reward",))
     with pytest.raises(mt.ScenarioError if hasattr(mt, "ScenarioError") else Exception):
         CD.design_consensus(mt.load(MODELS / "default.toml"))
+
+
+def test_an_infinite_least_slash_is_no_design(binary):
+    # hypothesis found this: a separation gap that underflows makes the IC bound on L infinite; the
+    # window search once took lo = hi = ∞ as feasible and "designed" L = inf (an invalid scenario)
+    sc = binary.replace({"verifier.accuracy": 0.984375, "verifier.error_correlation": 0.0,
+                         "network.adversary_stake_share": 0.00390625, "network.max_capture": 0.03125,
+                         "slashing.max_false_slash": 0.03125, "slashing.max_miss": 0.0625,
+                         "committee.reward": 0.25, "claim.value_at_risk": 1.0, "claim.options": 4,
+                         "network.security_margin": 0.0, "deviation.random-guess.accuracy": 0.25})
+    res = CD.design_consensus(sc, N_max=15, W_max=300, explain=False)
+    if res.status == "optimal":
+        assert math.isfinite(res.parameters["slash"]) and res.verified
+    else:
+        assert res.message
