@@ -254,7 +254,12 @@ HAND = [(x - sp.Rational(1, 2)) ** 3 - 3 * x * y + sp.Max(x, y) ** 2 - sp.Min(x,
 
 
 def _exact_in(expr, env_point, iv) -> bool:
-    val = expr.xreplace({s: sp.Rational(v) for s, v in env_point.items()})
+    # the point's doubles are exact as rationals; a symbolic exponent (y**x) of such a rational (a
+    # denominator of 2^52) makes sympy's exact power explode, so those forms get 80-digit floats
+    # (each double is exact in 80 digits; the 60-digit value is far inside the outward rounding)
+    symbolic_power = any(isinstance(p, sp.Pow) and p.exp.free_symbols for p in expr.atoms(sp.Pow))
+    exact = (lambda v: sp.Float(v, 80)) if symbolic_power else sp.Rational
+    val = expr.xreplace({s: exact(v) for s, v in env_point.items()})
     if val.has(sp.zoo, sp.nan) or not val.is_real:
         return True  # undefined at the point: nothing to enclose
     num = val if val.is_Rational else val.evalf(60)
