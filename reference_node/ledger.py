@@ -51,7 +51,7 @@ from typing import Any
 
 from reference_node import crypto
 from reference_node.models import output_hash as ohash
-from reference_node.models import parse_output, sha256_hex
+from reference_node.models import canonical_json, parse_output, sha256_hex
 from reference_node.params import UNIT, NodeParams, to_units
 
 KINDS = ("provider", "verifier", "client", "arbiter")
@@ -758,10 +758,6 @@ class Ledger:
 
 
 OPS = ("register", "deposit", "withdraw", "commit", "audit", "challenge", "resolve", "settle", "advance", "reveal")
-
-
-def canonical_json(values: list[float]) -> str:
-    return "[" + ",".join(f"{v:.6f}" for v in values) + "]"
 
 
 def commitment_row(r: tuple) -> dict:

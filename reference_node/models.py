@@ -190,6 +190,11 @@ def canonical(values) -> str:
     return ",".join(f"{float(v):.6f}" for v in values)
 
 
+def canonical_json(values) -> str:
+    """The stored form of an output (the ledger's ``tasks.output`` column): a JSON list."""
+    return "[" + ",".join(f"{float(v):.6f}" for v in values) + "]"
+
+
 def output_hash(values) -> str:
     return hashlib.sha256(canonical(values).encode()).hexdigest()
 
