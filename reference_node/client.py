@@ -15,7 +15,8 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from reference_node.inprocess import task_id, task_input
+from reference_node.inprocess import task_id
+from reference_node.models import task_input
 
 
 class Client:

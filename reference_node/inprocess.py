@@ -26,7 +26,7 @@ from typing import Any
 
 from reference_node.arbiter import Arbiter
 from reference_node.ledger import Ledger, LedgerError
-from reference_node.models import one_blas_thread
+from reference_node.models import one_blas_thread, task_input
 from reference_node.parallel import CryptoPool
 from reference_node.params import NodeParams
 from reference_node.provider import Provider, Task
@@ -42,10 +42,6 @@ class SimClock:
 
     def __call__(self) -> float:
         return self.t
-
-
-def task_input(seed: int | str, i: int) -> str:
-    return f"prompt {seed}/{i}: summarise the staked-inference audit of item {i * 7919 % 100003}"
 
 
 def task_id(seed: int | str, i: int) -> str:

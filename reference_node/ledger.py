@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from reference_node import crypto
-from reference_node.models import output_hash as ohash
 from reference_node.models import canonical_json, parse_output, sha256_hex
+from reference_node.models import output_hash as ohash
 from reference_node.params import UNIT, NodeParams, to_units
 
 KINDS = ("provider", "verifier", "client", "arbiter")

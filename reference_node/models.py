@@ -107,6 +107,11 @@ def one_blas_thread() -> Iterator[None]:
             setter(before)
 
 
+def task_input(seed: int | str, i: int) -> str:
+    """The input of the i-th task of a seeded workload (the in-process network and the load client)."""
+    return f"prompt {seed}/{i}: summarise the staked-inference audit of item {i * 7919 % 100003}"
+
+
 def unit_hash(*parts: str | bytes) -> float:
     """A keyed hash mapped to [0, 1): 53 bits of sha256 of the joined parts."""
     data = b"\x1f".join(p.encode() if isinstance(p, str) else p for p in parts) + b"\x1f"
