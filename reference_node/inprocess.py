@@ -60,7 +60,7 @@ class Network:
         self.verifier_learner = verifier_learner
         self.seed = seed
         self.clock = SimClock()
-        self.ledger = Ledger(db_path, params, clock=self.clock, verify_signatures=verify_signatures)
+        self.ledger = Ledger(db_path, params, clock=self.clock, verify_signatures=verify_signatures, background=True)
         # Ed25519 split with a helper process (reference_node.parallel): None = when there is a second
         # core and a run of at least PARALLEL_MIN tasks; the results are identical either way
         self.parallel = parallel
@@ -77,7 +77,7 @@ class Network:
             ops += v.register_ops(bond)
         self._check(self.ledger.execute(ops), "registration")
         self.step = 1.0 / (params.throughput * max(1, len(self.providers)))
-        self.committed = self.ledger.db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+        self.committed = self.ledger.task_count()
 
     @staticmethod
     def _check(results: list[dict], what: str) -> None:
@@ -89,35 +89,43 @@ class Network:
         with one_blas_thread():
             return self._run(tasks, batch, progress)
 
+    def _pipelined(self) -> bool:
+        """Can batch k+1 be inferred and signed before batch k is recorded? Only when no node learns:
+        then nothing batch k's outcome changes is read by batch k+1's preparation, and the event log
+        is the same as in the sequential order (tests/test_node_inprocess.py checks it)."""
+        return self.pool is not None and self.verifier_learner is None and \
+            not any(getattr(p.strategy, "learns", True) for p in self.providers)
+
+    def _groups(self, i: int, n: int) -> dict[int, list[Task]]:
+        groups: dict[int, list[Task]] = {}
+        P, fee, seed = len(self.providers), self.params.reward, self.seed
+        for k in range(i, i + n):
+            groups.setdefault(k % P, []).append(Task(task_id(seed, k), task_input(seed, k), "client-0", fee))
+        return groups
+
     def _run(self, tasks: int, batch: int, progress: Callable[[int], None] | None) -> dict[str, Any]:
         start = time.perf_counter()
-        done = 0
         i = self.committed
         end = self.committed + tasks
-        P = len(self.providers)
-        fee = self.params.reward
         if self.pool is None and (self.parallel or (self.parallel is None and tasks >= PARALLEL_MIN
                                                     and CryptoPool.useful())):
-            self.pool = self.ledger.crypto_pool = CryptoPool()
+            self.pool = CryptoPool()
+        pipelined = self._pipelined()
+        ahead: Any = None  # the next batch, inferred and being signed (pipelined runs)
         while i < end:
             n = min(batch, end - i)
-            groups: dict[int, list[Task]] = {}
-            for k in range(i, i + n):
-                groups.setdefault(k % P, []).append(Task(task_id(self.seed, k), task_input(self.seed, k),
-                                                         "client-0", fee))
             rate = None
             if self.verifier_learner is not None:
                 rate = float(self.verifier_learner.rate())
                 for v in self.verifiers:
                     v.rate = rate
-            commits = self._infer(groups)
-            results = self.ledger.execute([op for _, op in commits])
-            fed = []
-            for (_, op), res in zip(commits, results):
-                if res["ok"]:
-                    if not res.get("replayed"):
-                        self.by_id[op["provider"]].committed(op["action"], op["fee"])
-                    fed.append(op)
+            if pipelined:
+                current = ahead if ahead is not None else self._start(i, n)
+                commits, verified = self._signed(current)
+                ahead = self._start(i + n, min(batch, end - i - n)) if i + n < end else None
+            else:
+                commits, verified = self._signed(self._start(i, n))
+            fed = self._record(commits, verified)
             self.audit(fed)
             settle: dict[str, Any] = {"op": "settle", "request_id": f"settle:{self.seed}:{i}"}
             if self.verifier_learner is not None:
@@ -129,23 +137,43 @@ class Network:
             self.clock.t += n * self.step
             self.ledger.execute([settle])
             i += n
-            done += n
             if progress:
                 progress(n)
         elapsed = time.perf_counter() - start
-        return {"tasks": done, "seconds": elapsed, "tasks_per_second": done / elapsed if elapsed else None}
+        return {"tasks": tasks, "seconds": elapsed, "tasks_per_second": tasks / elapsed if elapsed else None}
 
-    def _infer(self, groups: dict[int, list[Task]]) -> list[tuple[dict, dict]]:
-        """Every provider runs its tasks; the signatures of the whole batch are made in one go."""
-        prepared = [(self.providers[pi], self.providers[pi].prepare(ts)) for pi, ts in groups.items()]
+    def _start(self, i: int, n: int) -> tuple[list, Any]:
+        """Infer tasks i..i+n on every provider and start signing them (on the pool, if any)."""
+        prepared = [(self.providers[pi], self.providers[pi].prepare(ts)) for pi, ts in self._groups(i, n).items()]
         if self.pool is not None:
-            sigs = self.pool.sign([(self.seed, p.id, pr.messages) for p, pr in prepared])
-        else:
-            sigs = [p.key.sign_many(pr.messages) for p, pr in prepared]
+            return prepared, self.pool.submit_sign([(self.seed, p.id, pr.messages) for p, pr in prepared])
+        return prepared, [p.key.sign_many(pr.messages) for p, pr in prepared]
+
+    def _signed(self, started: tuple[list, Any]) -> tuple[list[tuple[dict, dict]], Any]:
+        """The batch's (reply, commit) pairs once signed, and the ledger's signature checks of them
+        (a future on the pool, or None: the ledger then verifies inline)."""
+        prepared, sigs = started
+        if not isinstance(sigs, list):
+            sigs = sigs.result()
         commits: list[tuple[dict, dict]] = []
         for (p, pr), sg in zip(prepared, sigs):
             commits += p.finish(pr, sg)
-        return commits
+        verified = None
+        if self.pool is not None and self.ledger.verify_signatures:
+            verified = self.pool.submit_verify(self.ledger.verify_jobs([op for _, op in commits]))
+        return commits, verified
+
+    def _record(self, commits: list[tuple[dict, dict]], verified: Any) -> list[dict]:
+        ops = [op for _, op in commits]
+        results = self.ledger.execute(ops, verified=verified.result() if verified is not None else None)
+        fed = []
+        by_id = self.by_id
+        for op, res in zip(ops, results):
+            if res["ok"]:
+                if not res.get("replayed"):
+                    by_id[op["provider"]].committed(op["action"], op["fee"])
+                fed.append(op)
+        return fed
 
     def audit(self, commitments: list[dict]) -> None:
         evidence = []
@@ -191,5 +219,5 @@ class Network:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
-            self.pool = self.ledger.crypto_pool = None
+            self.pool = None
         self.ledger.close()

@@ -173,8 +173,16 @@ class Ledger:
 
     def __init__(self, path: str | Path, params: NodeParams, *, clock: Callable[[], float] = time.time,
                  verify_signatures: bool = True, unbonding: float | None = None, window: float | None = None,
-                 synchronous: str = "NORMAL", crypto_pool: Any = None):
+                 synchronous: str = "NORMAL", crypto_pool: Any = None, background: bool = False):
         self.params = params
+        # background=True: a batch's SQLite transaction is written by a writer thread (SQLite's C code
+        # releases the GIL) while the caller goes on; every later read or batch waits for it first
+        # (``_sync``), so no read sees a state the database does not hold. The in-process network uses
+        # it; the HTTP ledger answers only after its transaction is durable (background=False).
+        self.background = background
+        self._writer: Any = None
+        self._pending: Any = None
+        self._failed: BaseException | None = None
         # with a pool (reference_node.parallel.CryptoPool) the commitment signatures of a batch are
         # verified up front, split with a helper process; the same check, the same outcome per operation
         self.crypto_pool = crypto_pool
@@ -225,6 +233,7 @@ class Ledger:
                                  f"{t['burned']} != deposits {t['deposits']} + fees {t['fees']} - withdrawn "
                                  f"{t['withdrawn']}")
         if full:
+            self._sync()
             escrow = self.db.execute("SELECT COALESCE(SUM(fee), 0) FROM tasks WHERE status IN (0, 1)").fetchone()[0]
             if escrow != t["escrowed"]:
                 raise InvariantError(f"escrow {t['escrowed']} != open tasks' fees {escrow}")
@@ -246,23 +255,45 @@ class Ledger:
                 "unbonding": a.unbonding / UNIT}
 
     def close(self) -> None:
-        self.db.close()
+        try:
+            self._sync()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
+            self.db.close()
+
+    def _sync(self) -> None:
+        """Wait for the batch being written in the background; its failure is raised here."""
+        if self._failed is not None:
+            raise RuntimeError(f"a background write of this ledger failed ({self._failed!r}): its memory is ahead of "
+                               "the database; reopen the ledger from the database")
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                pending.result()
+            except BaseException as err:
+                self._failed = err
+                raise
 
     # -------------------------------------------------------------------- execution
-    def execute(self, ops: Iterable[dict]) -> list[dict]:
+    def execute(self, ops: Iterable[dict], verified: list[bool] | None = None) -> list[dict]:
         """Apply a batch of operations in one transaction; one result per operation.
 
         A result is ``{"ok": True, ...}`` or ``{"ok": False, "status": 4xx, "error": message}``.
+        ``verified``: the results of :meth:`verify_jobs` for these ops, checked elsewhere (a pool).
         """
         ops = list(ops)
+        self._sync()
         self._rows: dict[str, list] = {"events": [], "tasks": [], "task_status": [], "audited": [],
                                        "withdrawals": [], "withdrawal_status": [], "challenger": []}
         self._dirty: set[str] = set()
         self._pending_ids: dict[str, dict] = {}
         self._pending_tasks: set[str] = set()
         self._prefetch_commits(ops)
-        if self.verify_signatures and self.crypto_pool is not None:
-            self._preverify(ops)
+        self._verified = {}
+        if self.verify_signatures and (verified is not None or self.crypto_pool is not None):
+            self._preverify(ops, verified)
         saved = (dict(self.totals), {k: (a.balance, a.locked, a.unbonding, a.last_close, a.challenged,
                                         a.secret_commitment, a.revealed)
                                     for k, a in self.accounts.items()},
@@ -277,11 +308,24 @@ class Ledger:
                 results.append({"ok": False, "status": err.status, "error": err.message})
         try:
             self.check_invariant()
-            self._flush()
+            if self.background and self._rows["events"]:
+                self._flush_background()
+            else:
+                self._flush()
         except BaseException:
             self._restore(saved)
             raise
         return results
+
+    def _flush_background(self) -> None:
+        """Hand the batch's rows, and the account and total values they leave, to the writer thread."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
+        accounts = [(a.id, a.kind, a.pubkey, a.balance, a.locked, a.unbonding, a.last_close, a.secret_commitment,
+                     a.revealed) for a in (self.accounts[k] for k in self._dirty)]
+        self._pending = self._writer.submit(self._write, self._rows, accounts, list(self.totals.items()))
 
     def _prefetch_commits(self, ops: list) -> None:
         """One query for the batch: which of its commits (default request ids) are already on the ledger."""
@@ -296,22 +340,39 @@ class Ledger:
                 self._seen_commits[tid] = {"kind": kind, "data": json.loads(data)}
         self._prefetched = set(tids)
 
-    def _preverify(self, ops: list) -> None:
-        """Verify the batch's commitment signatures at once (``_op_commit`` uses these results)."""
+    def _signature_jobs(self, ops: list) -> tuple[list[tuple[str, str, bytes]], list[tuple[str, str, bytes]]]:
+        """The batch's well-formed commitments of registered providers: (pubkey hex, signature, message)
+        jobs to verify, and the (provider, signature, message) keys ``_op_commit`` looks them up by."""
         jobs, keys = [], []
+        accounts = self.accounts
         for op in ops:
             if not isinstance(op, dict) or op.get("op") != "commit":
                 continue
             fields = [op.get(k) for k in ("task_id", "input_hash", "output_hash", "model_id", "provider", "signature")]
             if not all(isinstance(f, str) for f in fields):
                 continue
-            a = self.accounts.get(fields[4])
+            a = accounts.get(fields[4])
             if a is None or a.kind != "provider":
                 continue
             message = crypto.commitment_message(*fields[:5])
             jobs.append((a.pubkey, fields[5], message))
             keys.append((a.id, fields[5], message))
-        self._verified = dict(zip(keys, self.crypto_pool.verify(jobs))) if jobs else {}
+        return jobs, keys
+
+    def verify_jobs(self, ops: list) -> list[tuple[str, str, bytes]]:
+        """The signature checks ``execute(ops)`` needs, to run elsewhere (a pool) and pass back as
+        ``execute(ops, verified=...)``: one bool per job, in order."""
+        return self._signature_jobs(ops)[0]
+
+    def _preverify(self, ops: list, verified: list[bool] | None) -> None:
+        """The batch's commitment signatures checked up front (``_op_commit`` uses these results);
+        a commitment without a result here is verified inline."""
+        jobs, keys = self._signature_jobs(ops)
+        if verified is None:
+            verified = self.crypto_pool.verify(jobs) if jobs else []
+        if len(verified) != len(keys):
+            raise ValueError(f"verified: expected {len(keys)} results, found {len(verified)}")
+        self._verified = dict(zip(keys, verified))
 
     def _restore(self, saved) -> None:
         totals, accs, withdrawals, seq = saved
@@ -326,9 +387,14 @@ class Ledger:
         self.seq = seq
 
     def _flush(self) -> None:
-        r = self._rows
-        if not r["events"]:
+        if not self._rows["events"]:
             return
+        accounts = [(a.id, a.kind, a.pubkey, a.balance, a.locked, a.unbonding, a.last_close, a.secret_commitment,
+                     a.revealed) for a in (self.accounts[k] for k in self._dirty)]
+        self._write(self._rows, accounts, list(self.totals.items()))
+
+    def _write(self, r: dict[str, list], accounts: list[tuple], totals: list[tuple]) -> None:
+        """One SQLite transaction: the batch's events and rows, the accounts it touched, the totals."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -346,16 +412,12 @@ class Ledger:
                 db.executemany("INSERT INTO withdrawals VALUES (?, ?, ?, ?, 'pending')", r["withdrawals"])
             if r["withdrawal_status"]:
                 db.executemany("UPDATE withdrawals SET status = ?, amount = ? WHERE id = ?", r["withdrawal_status"])
-            for k in self._dirty:
-                a = self.accounts[k]
-                db.execute("INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            db.executemany("INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
                            "balance = excluded.balance, locked = excluded.locked, unbonding = excluded.unbonding, "
                            "last_close = excluded.last_close, secret_commitment = excluded.secret_commitment, "
-                           "revealed = excluded.revealed",
-                           (a.id, a.kind, a.pubkey, a.balance, a.locked, a.unbonding, a.last_close,
-                            a.secret_commitment, a.revealed))
+                           "revealed = excluded.revealed", accounts)
             db.executemany("INSERT INTO totals VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                           list(self.totals.items()))
+                           totals)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -741,12 +803,19 @@ class Ledger:
 
     def commitments(self, after: int, limit: int = 1000) -> list[dict]:
         """Committed tasks with rowid > after (the verifiers' feed)."""
+        self._sync()
         rows = self.db.execute("SELECT rowid, task_id, provider, input, output, output_hash, model_id, signature, "
                                "input_hash FROM tasks WHERE rowid > ? ORDER BY rowid LIMIT ?",
                                (after, limit)).fetchall()
         return [commitment_row(r) for r in rows]
 
+    def task_count(self) -> int:
+        """Commitments recorded so far."""
+        self._sync()
+        return self.db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+
     def task(self, task_id: str) -> dict | None:
+        self._sync()
         row = self.db.execute("SELECT rowid, task_id, provider, input, output, output_hash, model_id, signature, "
                               "input_hash, status, window_close, challenger, audited FROM tasks WHERE task_id = ?",
                               (task_id,)).fetchone()

@@ -27,6 +27,8 @@ class Strategy(Protocol):
 class Fixed:
     """Always the same action (``honest`` or one deviation)."""
 
+    learns = False  # observe() changes nothing: the next choices do not depend on feedback
+
     def __init__(self, action: str):
         self.action = action
         self.name = action
@@ -40,6 +42,8 @@ class Fixed:
 
 class Mixed:
     """Deviate with probability t, else honest."""
+
+    learns = False
 
     def __init__(self, deviation: str, t: float, rng: np.random.Generator):
         self.deviation, self.t, self.rng = deviation, t, rng

@@ -67,16 +67,19 @@ def test_mira_node_up_inprocess_writes_the_run_directory(tmp_path, capsys):
     assert main(["up", "--params", str(path), "--tasks", "10", "--out", str(out), "--inprocess", "--quiet"]) == 2
 
 
-def test_crypto_helper_process_leaves_no_trace(tmp_path):
-    """Signing and verifying split with the helper process: the same event log, event for event."""
+@pytest.mark.parametrize("learner", [False, True])
+def test_crypto_pool_and_pipeline_leave_no_trace(tmp_path, learner):
+    """Signing and verifying on the thread pool, batch k+1 signed while batch k is recorded: the same
+    event log, event for event, as the sequential run without a pool."""
     path = write_params(tmp_path / "p.json", parameters={"sampling_rate": 0.2, "minimum_stake": 5000.0})
     logs = []
     for parallel in (False, True):
         name = f"par-{parallel}"
-        net = Network(load(path), tmp_path / f"{name}.sqlite", MIX, verifiers=2, seed=5, parallel=parallel)
+        mix = MIX if learner else MIX[:-1]  # a learning provider turns the pipeline off
+        net = Network(load(path), tmp_path / f"{name}.sqlite", mix, verifiers=2, seed=5, parallel=parallel)
         net.run(1200, batch=256)
         if parallel:
-            assert net.pool is not None and net.pool._conn is not None  # the helper really ran
+            assert net.pool is not None and net._pipelined() != learner  # the pool (and pipeline) really ran
         net.finish()
         net.close()
         logs.append(list(events.iter_events(tmp_path / f"{name}.sqlite")))
@@ -96,9 +99,17 @@ def test_batch_preverification_rejects_a_bad_signature(tmp_path):
         ops = [op for _, op in net.providers[0].infer([Task(f"t-{i}", f"x {i}", "client-0", 1.0) for i in range(100)])]
         ops[37] = {**ops[37], "signature": ops[36]["signature"]}
         results = net.ledger.execute(ops)
-        assert pool._conn is not None
+        assert net.ledger._verified == {}  # every commitment used its pooled result
         assert [i for i, r in enumerate(results) if not r["ok"]] == [37]
         assert results[37]["status"] == 401
+        # results computed elsewhere are taken as given: the jobs of a fresh batch, one marked false
+        ops = [op for _, op in net.providers[0].infer([Task(f"u-{i}", f"x {i}", "client-0", 1.0)
+                                                       for i in range(10)])]
+        verified = pool.verify(net.ledger.verify_jobs(ops))
+        assert verified == [True] * 10
+        verified[4] = False
+        results = net.ledger.execute(ops, verified=verified)
+        assert [i for i, r in enumerate(results) if not r["ok"]] == [4]
     finally:
         pool.close()
         net.close()
