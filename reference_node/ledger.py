@@ -84,6 +84,7 @@ CREATE TABLE IF NOT EXISTS withdrawals (
 CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value REAL NOT NULL);
 """
 _dumps = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(..., separators=(",", ":")), reused
+_sha256 = hashlib.sha256
 TOTALS = ("deposits", "fees", "withdrawn", "burned", "escrowed", "clock_offset")
 
 
@@ -482,8 +483,16 @@ class Ledger:
             raise LedgerError(422, "field 'request_id': expected a unique request id, found nothing")
         if not isinstance(request_id, str) or not 1 <= len(request_id) <= 200:
             raise LedgerError(422, f"field 'request_id': expected a string of 1-200 characters, found {request_id!r}")
-        # the request as submitted (key order included): a replay must repeat it exactly
-        digest = hashlib.sha256(repr(op).encode()).hexdigest()[:32]
+        # the request as submitted (key order included): a replay must repeat it exactly. A commit's
+        # input and output enter through their hashes (a fresh commit is rejected unless they match),
+        # which keeps the digest of the hot path cheap
+        if kind == "commit":
+            g = op.get
+            digest = _sha256(repr((request_id, g("task_id"), g("provider"), g("client"), g("fee"), g("input_hash"),
+                                   g("output_hash"), g("model_id"), g("signature"), g("action"),
+                                   g("cost"))).encode()).hexdigest()[:32]
+        else:
+            digest = _sha256(repr(op).encode()).hexdigest()[:32]
         task = op.get("task_id")
         default_commit = kind == "commit" and isinstance(task, str) and request_id == f"commit:{task}"
         replay = self._replayed(request_id, kind, digest, task if default_commit else None)
@@ -589,16 +598,30 @@ class Ledger:
                 "SELECT 1 FROM tasks WHERE task_id = ?", (task_id,)).fetchone() is not None):
             raise LedgerError(409, f"task {task_id!r} is already committed (replayed commitment)")
         action = op.get("action") if isinstance(op.get("action"), str) else None
-        cost = op.get("cost") if isinstance(op.get("cost"), int | float) and math.isfinite(op["cost"]) else None
+        cost = op.get("cost")  # ground-truth metadata for experiments: a finite number, else dropped
+        if cost.__class__ is float:
+            cost = cost if math.isfinite(cost) else None
+        elif cost.__class__ is not int or abs(cost) > MAX_AMOUNT:
+            cost = None
         close = now + self.window
         provider.last_close = max(provider.last_close, close)
         self.totals["fees"] += fee
         self.totals["escrowed"] += fee
         self._dirty.add(provider.id)
-        data = self._event(rid, "commit", provider.id, task_id, fee,
-                           {"task_id": task_id, "provider": provider.id, "client": client, "fee": fee / UNIT,
-                            "model_id": model_id, "input_hash": input_hash, "output_hash": output_hash,
-                            "signature": signature, "window_close": close, "action": action, "cost": cost}, now)
+        # the event as _event writes it (json.dumps of the same dict, compact), built directly: every
+        # string but the action is an id or hex digits, which JSON needs no escaping for
+        self.seq += 1
+        seq, digest, pid = self.seq, self._digest, provider.id
+        data = {"seq": seq, "task_id": task_id, "provider": pid, "client": client, "fee": fee / UNIT,
+                "model_id": model_id, "input_hash": input_hash, "output_hash": output_hash, "signature": signature,
+                "window_close": close, "action": action, "cost": cost, "request_digest": digest}
+        text_json = (f'{{"seq":{seq},"task_id":"{task_id}","provider":"{pid}","client":"{client}",'
+                     f'"fee":{fee / UNIT!r},"model_id":"{model_id}","input_hash":"{input_hash}",'
+                     f'"output_hash":"{output_hash}","signature":"{signature}","window_close":{close!r},'
+                     f'"action":{"null" if action is None else _dumps(action)},'
+                     f'"cost":{"null" if cost is None else repr(cost)},"request_digest":"{digest}"}}')
+        self._rows["events"].append((seq, rid, "commit", now, pid, task_id, fee, text_json))
+        self._pending_ids[rid] = {"kind": "commit", "data": data}
         self._pending_tasks.add(task_id)
         self._rows["tasks"].append((task_id, provider.id, client, fee, input_hash, output_hash, model_id,
                                     signature, text, canonical_json(values), now, close, OPEN, self.seq, action))
