@@ -1,15 +1,20 @@
 """The arbiter: judges a verifier's evidence against a commitment and signs the verdict.
 
 Evidence is ``{task_id, verifier, commitment_signature, recomputed_output, signature}`` where
-``signature`` is the verifier's Ed25519 signature over (task id, verifier, commitment
-signature, sha256 of the recomputed output). The arbiter rejects with a 4xx, leaving the
+``recomputed_output`` is the verifier's re-executed output (10 integers, the format of
+:func:`reference_node.models.parse_output`), or ``null`` when the committed input is not a
+valid encoding of an image (the declared model has no output on it), and ``signature`` is the
+verifier's Ed25519 signature over (task id, verifier, commitment signature, the hash of the
+recomputed output: :func:`reference_node.models.recomputed_hash`). The arbiter rejects with a 4xx, leaving the
 ledger unchanged, anything it cannot attribute or that is not a live dispute: malformed
 fields, an unknown task, a commitment signature that is not the registered one or does not
 verify under the provider's key, a bad verifier signature, a task with no open challenge by
 this verifier (replayed or unchallenged evidence). Otherwise it re-executes the declared
-model itself: if the committed output disagrees (exact hash, or beyond the tolerance) the
-verdict is ``upheld`` (the ledger slashes the provider); if it agrees the evidence was false
-and the verdict is ``rejected`` (the ledger burns the verifier's bond), answered with 409.
+model itself (the deployment's, whatever model id the commitment names): if the committed
+output disagrees (exact, or beyond the tolerance), or the committed input is not a valid
+encoding (no output of the declared model can be committed for it), the verdict is ``upheld``
+(the ledger slashes the provider); if it agrees the evidence was false and the verdict is
+``rejected`` (the ledger burns the verifier's bond), answered with 409.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from reference_node.params import NodeParams
 
 
 class Arbiter:
-    def __init__(self, arbiter_id: str, params: NodeParams, seed: int | str = 0):
+    def __init__(self, arbiter_id: str, params: NodeParams, seed: int | str = 0, model_id: str | None = None):
         self.id = arbiter_id
+        self.model = models.model(model_id or models.DECLARED_ID)
         self.params = params
         self.key = Key(seed, arbiter_id)
 
@@ -49,9 +55,12 @@ class Arbiter:
         tid, vid = evidence["task_id"], evidence["verifier"]
         if not (1 <= len(tid) <= 128 and set(tid) <= ID_CHARS and 1 <= len(vid) <= 128 and set(vid) <= ID_CHARS):
             raise LedgerError(422, "evidence fields 'task_id'/'verifier': expected ids of [A-Za-z0-9-_.:]")
-        recomputed = models.parse_output(evidence.get("recomputed_output"))
-        if recomputed is None:
-            raise LedgerError(422, "evidence field 'recomputed_output': expected a list of 8 finite numbers")
+        raw = evidence.get("recomputed_output")
+        recomputed = None if raw is None else models.parse_output(raw)
+        if raw is not None and recomputed is None:
+            raise LedgerError(422, f"evidence field 'recomputed_output': expected a list of {models.OUT} integers "
+                                   f"within ±{models.OUTPUT_BOUND}, or null when the committed input is not a "
+                                   "valid encoding")
         record = task(tid)
         if record is None:
             raise LedgerError(404, f"evidence: unknown task id {tid!r}")
@@ -66,17 +75,22 @@ class Arbiter:
         if verifier_key is None:
             raise LedgerError(404, f"evidence: unknown verifier {vid!r}")
         if not crypto.verify(verifier_key, evidence["signature"], crypto.evidence_message(
-                tid, vid, record["signature"], models.output_hash(recomputed))):
+                tid, vid, record["signature"], models.recomputed_hash(recomputed))):
             raise LedgerError(401, "evidence field 'signature': expected the verifier's Ed25519 signature over the "
                                    "evidence, found an invalid one")
         if record.get("status") != "challenged" or record.get("challenger") != vid:
             raise LedgerError(409, f"evidence for task {tid!r}: no open challenge by {vid!r} (task is "
                                    f"{record.get('status')}): challenge it on the ledger first, and only once")
-        reference = models.run_declared(record["model_id"], [record["input"]])[0]
-        agrees = models.matches(reference, record["output"], self.params.comparison)
+        problem = models.input_problem(record["input"])
+        if problem is not None:
+            agrees = False
+            reason = f"the committed input is not a valid encoding ({problem[:80]}): the declared model has no output"
+        else:
+            reference = self.model.run([record["input"]])[0].tolist()
+            agrees = models.matches(reference, record["output"], self.params.comparison)
+            reason = ("the committed output matches the arbiter's re-execution: false evidence" if agrees else
+                      "the committed output differs from the arbiter's re-execution")
         verdict = "rejected" if agrees else "upheld"
-        reason = ("the committed output matches the arbiter's re-execution: false evidence" if agrees else
-                  "the committed output differs from the arbiter's re-execution")
         return {"op": "resolve", "request_id": f"resolve:{tid}:{vid}", "task_id": tid, "arbiter": self.id,
                 "verifier": vid, "verdict": verdict, "reason": reason,
                 "signature": self.key.sign(crypto.verdict_message(tid, vid, verdict))}

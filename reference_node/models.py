@@ -1,18 +1,56 @@
-"""Deterministic inference models, and how the modelled error rates are realised.
+"""Integer inference models trained on handwritten digits, and how the modelled error rates are realised.
 
-The declared model
-------------------
-A model id names a small numpy network whose weights are generated from sha256(model id), so
-every node holds identical weights without shipping files. An input string is embedded by
-hashing (64 bytes of sha256 output mapped to [−0.5, 0.5)), then
+The data and the workload
+-------------------------
+The models read 8×8 images of handwritten digits with pixel values 0..16: scikit-learn's
+``digits`` (1,797 images, a copy of the test set of the UCI optdigits data; see
+``reference_node/data/README.md`` for provenance and licence), shipped as
+``reference_node/data/digits.npz`` so the runtime does not need scikit-learn. A task's input
+is the text ``"digits8x8:"`` followed by the 64 pixels, row by row, one character each from
+``"0123456789abcdefg"`` (pixel value = the character's index; lowercase only, so one image
+has exactly one encoding and one input hash). :func:`task_input` picks the i-th task's image
+of a seeded workload as sha256(seed, i) mod 1797. Any valid encoding is a valid input (the
+model runs on any 64 pixels in 0..16, dataset image or not); any other text is not a task of
+this model: :func:`decode` raises :class:`InvalidInput` naming the first bad input and what is
+wrong with it, the provider's ``POST /infer`` answers 422 with that message, and a verifier or
+the arbiter that finds such an input in a commitment judges it divergent (the declared model
+has no output on it, so no committed output can be its output).
 
-    M(x) = C(x) + R(x) / ‖R(x)‖∞
+The models (integer arithmetic, bit-exact on any machine)
+----------------------------------------------------------
+``reference_node/train_models.py`` trains small multilayer perceptrons in numpy float on a
+fixed split of the data, quantizes them, and writes each as an ``.npz`` of integer arrays
+under ``reference_node/data/models/``: per layer k an int8 weight matrix ``wk`` (in × out), an
+int32 bias ``bk`` and a right shift ``shifts[k]``. A **model id is the sha256 (hex) of its
+weight file's bytes**; :func:`model` loads a model by id from the registry of shipped files.
+Inference, with x the input pixels (integers 0..16) and ``>>`` the arithmetic (floor) shift::
 
-where C is a one-hidden-layer network of width 32 (the cheap trunk) and R a two-hidden-layer
-residual network of width 256 (the expensive part, ~40× the multiply-adds of C). The output
-is the vector of ``OUT`` values rounded to 6 decimals; its canonical text (``%.6f`` joined by
-commas) is what is hashed and signed. numpy's float64 kernels make this deterministic on one
-machine (the reference network's setting; cross-machine bit-equality is not claimed).
+    acc  = Σ_i x_i · w_ij + b_j + ⌊2^(s−1)⌋          (exact integers; the rounding term is 0 for s = 0)
+    x'_j = min(max(acc >> s, 0), 255)                  hidden layers (ReLU and clip to 0..255)
+    y_j  = acc >> s                                    the last layer: the OUT = 10 class scores
+
+The output is the vector of 10 integer scores (its argmax, lowest index on ties, is the
+predicted digit). Some verifier models begin with a fixed *feature view* layer (2×2 pooling,
+row and column sums) written in the same form (0/1 weights, no bias, no shift).
+
+Exactness of the fast path: the matrix products run in IEEE double (BLAS). For every layer
+the loader computes B = max_j (Σ_i |w_ij|·X + |b_j| + 2^(s−1)), with X the largest input value
+(16 for pixels, 255 for hidden layers), and uses the float path only if B < 2^53 (otherwise
+the same formula in int64). Every product w_ij·x_i and every partial sum, in whatever order or
+blocking the BLAS kernel uses, and with or without fused multiply-add, is then an integer of
+magnitude ≤ B < 2^53; such integers are exactly representable in binary64, so each IEEE
+operation (correctly rounded) returns the exact integer and the result equals the integer
+formula bit for bit. Scaling by 2^−s is exact (a power of two, no underflow at these
+magnitudes) and ``floor`` of the exact quotient is the arithmetic right shift. For the
+shipped models B is below 2^22, so even the 24-bit float32 mantissa would be exact, but float64
+is used for margin. A test compares the fast path with a pure-Python integer implementation.
+
+The registry's roles (the ``name`` stored in each file): ``declared`` (the honest model the
+protocol declares; :data:`DECLARED_ID`), ``weaker`` (a far cheaper, less accurate model: the
+``weaker-model`` deviation), and ``verifier-0`` … (diverse verifier models for consensus mode:
+different architectures, seeds, training subsets and feature views). Their accuracies,
+divergences and error correlations are measured by ``mira-node calibrate``
+(:mod:`reference_node.calibrate`).
 
 Deviations (how δ_j is realised exactly)
 ----------------------------------------
@@ -20,30 +58,45 @@ A deviating provider decides per task, with a keyed hash of its own secret and t
 (uniform on [0, 1), unknown to everyone else), whether the task is in its *divergent set*:
 u_j < δ_j. On those tasks it does the cheap thing, elsewhere it runs the declared model:
 
-* a deviation whose name contains ``random`` returns uniform random values in [−4, 4]; it
-  costs nothing. It equals M(x) within the tolerance with probability < (2·10⁻³/8)⁸, so it
-  differs on every divergent task.
-* any other deviation (``weaker-model``) returns the truncated model C(x) alone, ~40× cheaper.
-  By construction ‖M(x) − C(x)‖∞ = 1 exactly, so it differs on every divergent task, in exact
-  and in tolerance comparison (τ = 10⁻³).
+* a deviation whose name contains ``random`` returns uniform random integer scores in
+  [−RANDOM_SCALE, RANDOM_SCALE]; it costs nothing. Each score lands within the tolerance of
+  the declared one with probability ≤ (2τ+1)/(2·RANDOM_SCALE+1) < 2.2·10⁻³, all ten with
+  probability < 10⁻²⁶, so it differs on every divergent task (exact and tolerance).
+* any other deviation (``weaker-model``) returns the weaker model's scores (8× fewer
+  multiply-adds). On every one of the 1,797 images the weaker model's scores differ from the
+  declared model's by more than the tolerance τ in some class (so also in exact comparison):
+  the training script refuses weights for which this fails, a test checks it, and
+  ``mira-node calibrate`` reports the measured share ρ (= 1). The workload draws its inputs
+  from these images, so the weaker output differs on every divergent task.
 
 So the realised divergence of deviation j is the fraction of tasks with u_j < δ_j:
 Binomial(n, δ_j)/n, mean δ_j. δ_j = 1 means every task is divergent (the cheap path always).
+(Were ρ < 1 for some deviation, its realised divergence would be δ_j·ρ: that is what
+``mira-node calibrate`` writes into a scenario's ``divergence``.)
 
 Tolerance comparison (noisy GPU): how α and β are realised
 -----------------------------------------------------------
 With ``audit_comparison = "tolerance"`` an honest provider's output carries numeric noise:
-M(x) + s·v, v a random ±1 vector, s drawn so that P(s > τ) = α' = α/(1 − β) (s uniform in
-[1.1τ, 2τ] with probability α', uniform in [0, 0.9τ] otherwise). Verifiers and the arbiter
-re-execute on deterministic CPU kernels and flag iff ‖y − M(x)‖∞ > τ. An effective audit is
-*inconclusive* with probability β (keyed by the verifier's secret and the task id, so the
-provider cannot predict it: a re-execution that times out or overflows on the verifier's
+y + s·v, v a random ±1 vector, s an integer drawn so that P(s > τ) = α' = α/(1 − β) (s uniform
+on {τ+1, …, 2τ} with probability α', uniform on {0, …, τ} otherwise), τ = TOLERANCE score
+units. Verifiers and the arbiter re-execute the integer model and flag iff ‖y' − y‖∞ > τ. An
+effective audit is *inconclusive* with probability β (keyed by the verifier's secret and the
+task id, so the provider cannot predict it: a re-execution that times out on the verifier's
 noisy hardware) and an inconclusive audit passes. Hence an effective audit flags an honest
 output with probability (1 − β)·α' = α and misses a divergent one with probability β. A
 deviator's non-divergent outputs carry no noise, so its flag probability per effective audit
 is exactly δ_j(1 − β), the model's d_j/(q·e) (the model has no false-alarm term for a
 deviator). In exact mode α must be 0 (the params loader enforces it: a deterministic honest
 output cannot fail an exact re-execution); β is realised the same way in both modes.
+
+Output format
+-------------
+An output is a list of exactly OUT = 10 integers with |v| ≤ OUTPUT_BOUND = 2³¹ − 1 (every
+model's scores are bounded far inside it by its weights; the loader checks). Its canonical
+text is the integers in decimal joined by commas (:func:`canonical`, what is hashed and
+signed); the ledger stores it as a JSON list (:func:`canonical_json`). :func:`parse_output`
+accepts exactly such lists (JSON integers; bools, floats — even ``3.0`` —, non-finite and
+out-of-bound values are rejected).
 """
 
 from __future__ import annotations
@@ -53,18 +106,33 @@ import ctypes
 import functools
 import glob
 import hashlib
-import math
+import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-IN = 64          # embedding width (two sha256 digests)
-TRUNK = 32       # width of the cheap trunk C
-DEEP = 256       # width of the residual network R
-OUT = 8          # output values
-TOLERANCE = 1e-3
-RANDOM_SCALE = 4.0
+PIXELS = 64                 # 8×8 input pixels
+PIXEL_MAX = 16              # pixel values 0..16
+OUT = 10                    # class scores
+HIDDEN_MAX = 255            # hidden activations are clipped to 0..255
+PREFIX = "digits8x8:"
+ALPHABET = "0123456789abcdefg"  # pixel value v is ALPHABET[v]
+INPUT_LENGTH = len(PREFIX) + PIXELS
+TOLERANCE = 4               # τ, in score units (tolerance comparison)
+RANDOM_SCALE = 1024         # random output: uniform integers in [−RANDOM_SCALE, RANDOM_SCALE]
+OUTPUT_BOUND = 2**31 - 1    # |score| bound accepted by parse_output
+
+DATA = Path(__file__).resolve().parent / "data"
+MODEL_DIR = DATA / "models"
+_EXACT_FLOAT = 2**53
+
+
+# ----------------------------------------------------------------------------------------
+# BLAS threads
+# ----------------------------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=1)
@@ -107,9 +175,9 @@ def one_blas_thread() -> Iterator[None]:
             setter(before)
 
 
-def task_input(seed: int | str, i: int) -> str:
-    """The input of the i-th task of a seeded workload (the in-process network and the load client)."""
-    return f"prompt {seed}/{i}: summarise the staked-inference audit of item {i * 7919 % 100003}"
+# ----------------------------------------------------------------------------------------
+# Hashes
+# ----------------------------------------------------------------------------------------
 
 
 def unit_hash(*parts: str | bytes) -> float:
@@ -125,112 +193,341 @@ def sha256_hex(data: str) -> str:
     return hashlib.sha256(data.encode()).hexdigest()
 
 
-def embed(inputs: list[str]) -> np.ndarray:
-    buf = bytearray()
-    for s in inputs:
-        b = s.encode()
-        buf += hashlib.sha256(b).digest()
-        buf += hashlib.sha256(b + b"\x01").digest()
-    return np.frombuffer(bytes(buf), dtype=np.uint8).reshape(len(inputs), IN) / 256.0 - 0.5
+# ----------------------------------------------------------------------------------------
+# The data set and the input encoding
+# ----------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=16)
-def weights(model_id: str) -> tuple[np.ndarray, ...]:
-    seed = int.from_bytes(hashlib.sha256(b"mira-model|" + model_id.encode()).digest()[:8], "big")
-    rng = np.random.default_rng(seed)
-
-    def layer(a: int, b: int) -> np.ndarray:
-        return rng.standard_normal((a, b)) / np.sqrt(a)
-
-    return (layer(IN, TRUNK), layer(TRUNK, OUT), layer(IN, DEEP), layer(DEEP, DEEP), layer(DEEP, OUT))
-
-
-def truncated(model_id: str, x: np.ndarray) -> np.ndarray:
-    """C(x): the cheap trunk (the weaker model)."""
-    c0, c1, _, _, _ = weights(model_id)
-    return np.tanh(x @ c0) @ c1
+@functools.lru_cache(maxsize=1)
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """(pixels uint8 (1797, 64) in 0..16, labels uint8 (1797,)): the shipped data set."""
+    with np.load(DATA / "digits.npz", allow_pickle=False) as z:
+        pixels, labels = z["pixels"], z["labels"]
+    pixels.setflags(write=False)
+    labels.setflags(write=False)
+    return pixels, labels
 
 
-def declared(model_id: str, x: np.ndarray) -> np.ndarray:
-    """M(x) = C(x) + R(x)/‖R(x)‖∞ (rows of x are inputs)."""
-    c0, c1, d0, d1, d2 = weights(model_id)
-    r = np.tanh(np.tanh(x @ d0) @ d1) @ d2
-    norm = np.abs(r).max(axis=1, keepdims=True)
-    norm[norm == 0] = 1.0
-    return np.tanh(x @ c0) @ c1 + r / norm
+@functools.lru_cache(maxsize=1)
+def heldout() -> np.ndarray:
+    """Indices of the held-out images (about a third; the models never trained on them).
+
+    Image i is held out iff the first byte of sha256("mira-digits-split|i") is < 86: a fixed
+    split that needs no random generator (so it is the same for every numpy version).
+    """
+    n = len(digits()[1])
+    idx = np.array([i for i in range(n) if hashlib.sha256(f"mira-digits-split|{i}".encode()).digest()[0] < 86])
+    idx.setflags(write=False)
+    return idx
 
 
-def multiply_adds(kind: str) -> int:
-    """Multiply-adds per input of the declared model or its truncated variant."""
-    trunk = IN * TRUNK + TRUNK * OUT
-    return trunk if kind == "truncated" else trunk + IN * DEEP + DEEP * DEEP + DEEP * OUT
+def training() -> np.ndarray:
+    """Indices of the training images (the complement of :func:`heldout`)."""
+    mask = np.ones(len(digits()[1]), dtype=bool)
+    mask[heldout()] = False
+    return np.flatnonzero(mask)
 
 
-def run_declared(model_id: str, inputs: list[str]) -> np.ndarray:
-    return np.round(declared(model_id, embed(inputs)), 6)
+def encode(pixels: Sequence[int] | np.ndarray) -> str:
+    """The input text of one image (64 pixel values in 0..16)."""
+    values = [int(v) for v in pixels]
+    if len(values) != PIXELS or not all(0 <= v <= PIXEL_MAX for v in values):
+        raise ValueError(f"encode: expected {PIXELS} pixel values in 0..{PIXEL_MAX}")
+    return PREFIX + "".join(ALPHABET[v] for v in values)
 
 
-def run_truncated(model_id: str, inputs: list[str]) -> np.ndarray:
-    return np.round(truncated(model_id, embed(inputs)), 6)
+@functools.lru_cache(maxsize=1)
+def _encoded() -> tuple[str, ...]:
+    return tuple(encode(row) for row in digits()[0])
+
+
+def image_index(seed: int | str, i: int) -> int:
+    """The image of the i-th task of a seeded workload: sha256(seed, i) mod 1797."""
+    h = hashlib.sha256(f"mira-task|{seed}|{i}".encode()).digest()
+    return int.from_bytes(h[:8], "big") % len(_encoded())
+
+
+def task_input(seed: int | str, i: int) -> str:
+    """The input of the i-th task of a seeded workload (the in-process network and the load client)."""
+    return _encoded()[image_index(seed, i)]
+
+
+class InvalidInput(ValueError):
+    """An input that is not a valid encoding of 64 pixels (see the module docstring).
+
+    ``index``: the position of the first bad input in the batch; ``problem``: what is wrong with it.
+    """
+
+    def __init__(self, message: str, index: int = 0, problem: str = ""):
+        super().__init__(message)
+        self.index, self.problem = index, problem or message
+
+
+_LUT = np.full(256, 255, dtype=np.uint8)
+for _v, _c in enumerate(ALPHABET):
+    _LUT[ord(_c)] = _v
+_PREFIX_BYTES = np.frombuffer(PREFIX.encode(), dtype=np.uint8)
+
+
+def input_problem(text: object) -> str | None:
+    """What is wrong with one input (None if it is a valid encoding)."""
+    if not isinstance(text, str):
+        return f"expected a string, found {type(text).__name__}"
+    if not text.startswith(PREFIX):
+        return f"expected the prefix {PREFIX!r} followed by {PIXELS} pixel characters, found {text[:24]!r}"
+    body = text[len(PREFIX):]
+    if len(body) != PIXELS:
+        return f"expected {PIXELS} pixel characters after {PREFIX!r}, found {len(body)}"
+    for k, c in enumerate(body):
+        if c not in ALPHABET:
+            return (f"pixel {k}: expected one of {ALPHABET!r} (the pixel value 0..{PIXEL_MAX} as an index), "
+                    f"found {c!r}")
+    return None
+
+
+def decode(inputs: Sequence[str]) -> np.ndarray:
+    """The pixels (uint8, n × 64) of valid inputs; :class:`InvalidInput` names the first bad one."""
+    n = len(inputs)
+    if n == 0:
+        return np.zeros((0, PIXELS), dtype=np.uint8)
+    try:
+        if set(map(len, inputs)) != {INPUT_LENGTH}:
+            raise ValueError
+        raw = np.frombuffer("".join(inputs).encode("ascii"), dtype=np.uint8).reshape(n, INPUT_LENGTH)
+    except (ValueError, TypeError, UnicodeEncodeError):
+        raw = None
+    if raw is not None:
+        pixels = _LUT[raw[:, len(PREFIX):]]
+        if (raw[:, :len(PREFIX)] == _PREFIX_BYTES).all() and not (pixels == 255).any():
+            return pixels
+    for k, text in enumerate(inputs):
+        problem = input_problem(text)
+        if problem is not None:
+            raise InvalidInput(f"input {k}: {problem}", k, problem)
+    raise AssertionError("decode: no invalid input found")  # unreachable: the fast path accepted them
+
+
+# ----------------------------------------------------------------------------------------
+# Models and the registry
+# ----------------------------------------------------------------------------------------
+
+
+class UnknownModel(KeyError):
+    pass
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A quantized network: per layer an integer weight matrix, bias and right shift."""
+
+    id: str
+    name: str
+    path: Path
+    weights: tuple[np.ndarray, ...]   # int64, (in, out)
+    biases: tuple[np.ndarray, ...]    # int64, (out,)
+    shifts: tuple[int, ...]
+    bounds: tuple[int, ...]           # per layer: the largest |partial sum| (the exactness bound B)
+    score_bound: int                  # the largest |score| the weights allow
+
+    @property
+    def layers(self) -> int:
+        return len(self.shifts)
+
+    @property
+    def multiply_adds(self) -> int:
+        """Multiply-adds per input (feature views included)."""
+        return int(sum(w.shape[0] * w.shape[1] for w in self.weights))
+
+    @property
+    def float_exact(self) -> bool:
+        return max(self.bounds) < _EXACT_FLOAT
+
+    @functools.cached_property
+    def _float(self) -> tuple[tuple[np.ndarray, np.ndarray, float], ...]:
+        return tuple((w.astype(np.float64), (b + ((1 << s) >> 1)).astype(np.float64), 2.0 ** -s)
+                     for w, b, s in zip(self.weights, self.biases, self.shifts))
+
+    def scores(self, pixels: np.ndarray) -> np.ndarray:
+        """The integer class scores (int64, n × OUT) of uint8 pixel rows."""
+        if not self.float_exact:
+            return self.scores_int64(pixels)
+        h = pixels.astype(np.float64)
+        last = self.layers - 1
+        for k, (w, b, scale) in enumerate(self._float):
+            h = h @ w
+            h += b
+            if scale != 1.0:
+                h *= scale
+                np.floor(h, out=h)
+            if k < last:
+                np.clip(h, 0.0, HIDDEN_MAX, out=h)
+        return h.astype(np.int64)
+
+    def scores_int64(self, pixels: np.ndarray) -> np.ndarray:
+        """The same scores computed in int64 (the definition; slower than the float path)."""
+        h = pixels.astype(np.int64)
+        last = self.layers - 1
+        for k, (w, b, s) in enumerate(zip(self.weights, self.biases, self.shifts)):
+            h = (h @ w + b + ((1 << s) >> 1)) >> s
+            if k < last:
+                h = np.clip(h, 0, HIDDEN_MAX)
+        return h
+
+    def run(self, inputs: Sequence[str]) -> np.ndarray:
+        """Scores of input texts (:class:`InvalidInput` if one is not a valid encoding)."""
+        return self.scores(decode(inputs))
+
+
+def read_model(path: str | Path) -> Model:
+    """Load a model file; its id is the sha256 of the file's bytes."""
+    path = Path(path)
+    raw = path.read_bytes()
+    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+        shifts = tuple(int(s) for s in z["shifts"])
+        weights = tuple(z[f"w{k}"].astype(np.int64) for k in range(len(shifts)))
+        biases = tuple(z[f"b{k}"].astype(np.int64) for k in range(len(shifts)))
+        name = str(z["name"])
+    bounds, top = [], PIXEL_MAX
+    for k, (w, b, s) in enumerate(zip(weights, biases, shifts)):
+        if w.ndim != 2 or b.shape != (w.shape[1],) or s < 0 or (k and w.shape[0] != weights[k - 1].shape[1]):
+            raise ValueError(f"{path}: layer {k}: inconsistent shapes or shift")
+        bounds.append(int((np.abs(w).sum(axis=0) * top + np.abs(b)).max()) + ((1 << s) >> 1))
+        top = HIDDEN_MAX
+    if weights[0].shape[0] != PIXELS or weights[-1].shape[1] != OUT:
+        raise ValueError(f"{path}: expected {PIXELS} inputs and {OUT} outputs")
+    score_bound = (bounds[-1] >> shifts[-1]) + 1
+    if score_bound + 2 * TOLERANCE > OUTPUT_BOUND:
+        raise ValueError(f"{path}: scores may exceed the output bound")
+    return Model(hashlib.sha256(raw).hexdigest(), name, path, weights, biases, shifts, tuple(bounds), score_bound)
+
+
+@functools.lru_cache(maxsize=1)
+def registry() -> dict[str, Model]:
+    """Every shipped model, by id."""
+    found = [read_model(p) for p in sorted(MODEL_DIR.glob("*.npz"))]
+    return {m.id: m for m in found}
+
+
+def by_name(name: str) -> Model:
+    for m in registry().values():
+        if m.name == name:
+            return m
+    raise UnknownModel(f"no shipped model named {name!r}")
+
+
+def model(model_id: str) -> Model:
+    """The shipped model with this id (sha256 of its weight file)."""
+    try:
+        return registry()[model_id]
+    except KeyError:
+        raise UnknownModel(f"unknown model id {model_id!r}: expected the sha256 of a file in {MODEL_DIR}") from None
+
+
+def verifier_models() -> list[Model]:
+    """The consensus verifier models, in order (verifier-0, verifier-1, …)."""
+    found = sorted((m for m in registry().values() if m.name.startswith("verifier-")),
+                   key=lambda m: int(m.name.split("-")[1]))
+    return found
+
+
+def __getattr__(name: str) -> str:
+    # DECLARED_ID and WEAKER_ID, read from the registry on first use (so the training script can
+    # import this module before any weight file exists)
+    if name == "DECLARED_ID":
+        return by_name("declared").id
+    if name == "WEAKER_ID":
+        return by_name("weaker").id
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def run(model_id: str, inputs: Sequence[str]) -> np.ndarray:
+    """The integer scores (int64, n × OUT) of a shipped model on input texts."""
+    return model(model_id).run(inputs)
+
+
+def run_declared(inputs: Sequence[str]) -> np.ndarray:
+    return by_name("declared").run(inputs)
+
+
+def run_weaker(inputs: Sequence[str]) -> np.ndarray:
+    return by_name("weaker").run(inputs)
+
+
+def multiply_adds(model_id: str) -> int:
+    return model(model_id).multiply_adds
+
+
+def predict(scores: np.ndarray) -> np.ndarray:
+    """The predicted digit of each score row (argmax; the lowest index on ties)."""
+    return np.argmax(scores, axis=-1)
+
+
+def deviation_kind(name: str) -> str:
+    """How the network realises a deviation: ``random`` (random scores) or ``weaker`` (the weaker model)."""
+    return "random" if "random" in name else "weaker"
 
 
 def random_output(rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.round(rng.uniform(-RANDOM_SCALE, RANDOM_SCALE, size=(n, OUT)), 6)
+    return rng.integers(-RANDOM_SCALE, RANDOM_SCALE + 1, size=(n, OUT), dtype=np.int64)
 
 
 def honest_noise(rng: np.random.Generator, n: int, exceed: float) -> np.ndarray:
-    """Noise rows whose ∞-norm exceeds TOLERANCE with probability ``exceed`` each."""
+    """Integer noise rows whose ∞-norm exceeds TOLERANCE with probability ``exceed`` each."""
     big = rng.random(n) < exceed
-    s = np.where(big, rng.uniform(1.1 * TOLERANCE, 2 * TOLERANCE, n), rng.uniform(0, 0.9 * TOLERANCE, n))
-    v = rng.choice(np.array([-1.0, 1.0]), size=(n, OUT))
+    s = np.where(big, rng.integers(TOLERANCE + 1, 2 * TOLERANCE + 1, n), rng.integers(0, TOLERANCE + 1, n))
+    v = rng.choice(np.array([-1, 1], dtype=np.int64), size=(n, OUT))
     return s[:, None] * v
 
 
-_CANONICAL = ",".join(["%.6f"] * OUT)
+# ----------------------------------------------------------------------------------------
+# The output format
+# ----------------------------------------------------------------------------------------
+
+_CANONICAL = ",".join(["%d"] * OUT)
 
 
 def canonical(values) -> str:
+    """The canonical text of an output (integers; what is hashed and signed)."""
     if len(values) == OUT:
-        return _CANONICAL % tuple(values)  # %-formatting converts each value with float(), as %.6f
-    return ",".join(f"{float(v):.6f}" for v in values)
+        return _CANONICAL % tuple(values)
+    return ",".join(str(int(v)) for v in values)
 
 
 def canonical_json(values) -> str:
     """The stored form of an output (the ledger's ``tasks.output`` column): a JSON list."""
-    return "[" + ",".join(f"{float(v):.6f}" for v in values) + "]"
+    return "[" + canonical(values) + "]"
 
 
 def output_hash(values) -> str:
     return hashlib.sha256(canonical(values).encode()).hexdigest()
 
 
-def parse_output(value) -> list[float] | None:
-    """A claimed output as a list of OUT finite floats, or None if malformed."""
-    if not isinstance(value, list) or len(value) != OUT:
+NO_OUTPUT_HASH = hashlib.sha256(b"mira-no-output|the input is not a valid encoding").hexdigest()
+
+
+def recomputed_hash(values) -> str:
+    """The hash a verifier signs over its re-executed output: :func:`output_hash`, or
+    NO_OUTPUT_HASH for ``None`` (the committed input is not a valid encoding: no output)."""
+    return NO_OUTPUT_HASH if values is None else output_hash(values)
+
+
+def parse_output(value) -> list[int] | None:
+    """A claimed output as a list of OUT integers within ±OUTPUT_BOUND, or None if malformed."""
+    if value.__class__ is not list or len(value) != OUT:
         return None
-    out = []
     for v in value:
-        if v.__class__ is float:  # the common case (JSON numbers, numpy .tolist())
-            if not math.isfinite(v):
-                return None
-            out.append(v)
-        elif isinstance(v, bool) or not isinstance(v, int | float) or not _finite_number(v):
+        if v.__class__ is not int or not -OUTPUT_BOUND <= v <= OUTPUT_BOUND:  # bool is not int here
             return None
-        else:
-            out.append(float(v))
-    return out
-
-
-def _finite_number(v: int | float) -> bool:
-    try:
-        return math.isfinite(v)
-    except OverflowError:  # an int beyond float range
-        return False
+    return value
 
 
 def matches(reference, claimed, comparison: str) -> bool:
-    """Does a claimed output agree with the reference re-execution?"""
+    """Does a claimed output agree with the reference re-execution?
+
+    exact: the same 10 integers; tolerance: every score within TOLERANCE (‖Δ‖∞ ≤ τ).
+    """
+    if len(reference) != len(claimed):
+        return False
     if comparison == "exact":
-        return canonical(reference) == canonical(claimed)
-    return float(np.max(np.abs(np.asarray(reference, dtype=float) - np.asarray(claimed, dtype=float)))) \
-        <= TOLERANCE + 1e-9
+        return all(int(a) == int(b) for a, b in zip(reference, claimed))
+    return all(abs(int(a) - int(b)) <= TOLERANCE for a, b in zip(reference, claimed))

@@ -2,7 +2,11 @@
 
 A commitment is the provider's Ed25519 signature over (task id, input hash, output hash,
 model id, provider id); it is recorded on the ledger before the reply goes to the client.
-How each deviation realises its divergence δ_j is documented in :mod:`reference_node.models`.
+The model id is the sha256 of the declared model's weight file (:data:`MODEL_ID`); an output
+is the model's 10 integer class scores. How each deviation realises its divergence δ_j is
+documented in :mod:`reference_node.models`. A task whose input is not a valid encoding of an
+image is refused: :meth:`Provider.infer` raises :class:`reference_node.models.InvalidInput`
+naming the task (the HTTP service answers 422 before the task reaches a batch).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from reference_node import models, strategies
 from reference_node.crypto import Key, commitment_message
 from reference_node.params import NodeParams
 
-MODEL_ID = "mira-mlp-v1"
+MODEL_ID = models.DECLARED_ID  # sha256 of reference_node/data/models/declared.npz
 
 
 @dataclass
@@ -32,7 +36,7 @@ class Prepared:
     """A batch whose outputs are computed and whose commitment messages await signatures."""
     tasks: list[Task]
     actions: list[str]
-    outputs: list[list[float]]
+    outputs: list[list[int]]
     input_hashes: list[str]
     output_hashes: list[str]
     messages: list[bytes]
@@ -44,6 +48,8 @@ class Provider:
         self.id = provider_id
         self.params = params
         self.model_id = model_id
+        self.model = models.model(model_id)
+        self.weaker = models.model(models.WEAKER_ID)
         self.key = Key(seed, provider_id)
         self.secret = hashlib.sha256(f"provider-secret|{seed}|{provider_id}".encode()).digest()
         rng_seed = int.from_bytes(hashlib.sha256(f"provider-rng|{seed}|{provider_id}".encode()).digest()[:8], "big")
@@ -63,12 +69,16 @@ class Provider:
             ops.append({"op": "deposit", "request_id": f"stake:{self.id}", "account": self.id, "amount": stake})
         return ops
 
-    def _run(self, tasks: list[Task]) -> tuple[list[str], list[list[float]]]:
-        """Each task's action and output values (the model, or the deviation, per the strategy)."""
+    def _run(self, tasks: list[Task]) -> tuple[list[str], list[list[int]]]:
+        """Each task's action and output scores (the model, or the deviation, per the strategy)."""
         n = len(tasks)
+        try:
+            pixels = models.decode([t.input for t in tasks])
+        except models.InvalidInput as err:
+            tid = tasks[err.index].task_id
+            raise models.InvalidInput(f"task {tid!r}: input: {err.problem}", err.index, err.problem) from None
         actions = [self.strategy.choose() for _ in range(n)]
-        inputs = [t.input for t in tasks]
-        outputs = np.empty((n, models.OUT))
+        outputs = np.empty((n, models.OUT), dtype=np.int64)
         honest_rows, cheap_rows, random_rows = [], [], []
         for i, (task, action) in enumerate(zip(tasks, actions)):
             if action == "honest":
@@ -76,20 +86,21 @@ class Provider:
                 continue
             delta = self.params.deviation(action).divergence
             if models.unit_hash(self.secret, action, task.task_id) < delta:
-                (random_rows if "random" in action else cheap_rows).append(i)
+                (random_rows if models.deviation_kind(action) == "random" else cheap_rows).append(i)
             else:
                 honest_rows.append(i)
-        if honest_rows:
-            outputs[honest_rows] = models.run_declared(self.model_id, [inputs[i] for i in honest_rows])
-            if self.noise_exceed or self.params.comparison == "tolerance":
-                # honest outputs on noisy hardware; a deviator's non-divergent outputs are noise-free so its
-                # flag probability per effective audit is exactly δ_j(1 − β), the model's d_j
-                noisy = [i for i in honest_rows if actions[i] == "honest"]
-                if noisy:
-                    outputs[noisy] = np.round(outputs[noisy] + models.honest_noise(self.rng, len(noisy),
-                                                                                    self.noise_exceed), 6)
+        if len(honest_rows) == n:
+            outputs = self.model.scores(pixels)
+        elif honest_rows:
+            outputs[honest_rows] = self.model.scores(pixels[honest_rows])
+        if honest_rows and (self.noise_exceed or self.params.comparison == "tolerance"):
+            # honest outputs on noisy hardware; a deviator's non-divergent outputs are noise-free so its
+            # flag probability per effective audit is exactly δ_j(1 − β), the model's d_j
+            noisy = [i for i in honest_rows if actions[i] == "honest"]
+            if noisy:
+                outputs[noisy] += models.honest_noise(self.rng, len(noisy), self.noise_exceed)
         if cheap_rows:
-            outputs[cheap_rows] = models.run_truncated(self.model_id, [inputs[i] for i in cheap_rows])
+            outputs[cheap_rows] = self.weaker.scores(pixels[cheap_rows])
         if random_rows:
             outputs[random_rows] = models.random_output(self.rng, len(random_rows))
         return actions, outputs.tolist()

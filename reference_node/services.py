@@ -522,6 +522,7 @@ def provider_app(provider: Provider, ledger_url: str, stake: float | None = None
         if not isinstance(doc, dict):
             raise LedgerError(422, f"request body: expected a JSON object, found {type(doc).__name__}")
         from reference_node.ledger import _amount, _field, _ident
+        from reference_node.models import input_problem
 
         task_id = _ident(doc, "task_id")
         text = _field(doc, "input", str)
@@ -531,6 +532,9 @@ def provider_app(provider: Provider, ledger_url: str, stake: float | None = None
         fee = _amount(doc, "fee", allow_zero=True) / 1_000_000
         if fee < provider.params.reward:
             raise LedgerError(422, f"field 'fee': expected at least the reward {provider.params.reward:g}, found {fee:g}")
+        problem = input_problem(text)
+        if problem is not None:  # not an image of the declared model (see reference_node.models)
+            raise LedgerError(422, f"field 'input': {problem}")
         result = await batcher.submit(Task(task_id, text, client, fee))
         if isinstance(result, LedgerError):
             raise result

@@ -10,6 +10,12 @@ hash of the secret), and the audit is effective iff some seat does not collude (
 The lead then re-executes the declared model as the panel's effective verifier (so the
 panel's decision is taken once, as the model assumes: one miss probability per audit). An
 effective audit is inconclusive with probability β (see :mod:`reference_node.models`).
+
+The reference is always the deployment's declared model (``model_id``, by default
+:data:`reference_node.models.DECLARED_ID`), whatever model id a commitment names: the client
+pays for the declared model, so an output of another model is judged against it. A committed
+input that is not a valid encoding has no output under the declared model: the audit fails
+and the evidence's ``recomputed_output`` is ``null``.
 On a mismatch the verifier challenges the task on the ledger and sends signed evidence to
 the arbiter; the bounty of an upheld slash is paid to it.
 """
@@ -30,8 +36,10 @@ def lead_index(task_id: str, count: int) -> int:
 
 
 class Verifier:
-    def __init__(self, verifier_id: str, params: NodeParams, index: int, count: int, seed: int | str = 0):
+    def __init__(self, verifier_id: str, params: NodeParams, index: int, count: int, seed: int | str = 0,
+                 model_id: str | None = None):
         self.id = verifier_id
+        self.model = models.model(model_id or models.DECLARED_ID)
         self.params = params
         self.index, self.count = index, count
         self.key = Key(seed, verifier_id)
@@ -74,29 +82,34 @@ class Verifier:
             else:
                 rerun.append(c)
         if rerun:
-            by_model: dict[str, list[dict]] = {}
-            for c in rerun:
-                by_model.setdefault(c["model_id"], []).append(c)
-            for model_id, group in by_model.items():
-                refs = models.run_declared(model_id, [c["input"] for c in group])
-                for c, ref in zip(group, refs):
-                    if models.matches(ref, c["output"], p.comparison):
-                        ops.append(self._record(c["task_id"], "pass", True))
-                    else:
-                        ops.append(self._record(c["task_id"], "fail", True))
-                        ev = self.evidence(c, [float(v) for v in ref])
-                        ops.append({"op": "challenge", "request_id": f"challenge:{c['task_id']}:{self.id}",
-                                    "task_id": c["task_id"], "verifier": self.id,
-                                    "evidence_hash": hashlib.sha256(ev["signature"].encode()).hexdigest()})
-                        evidence.append(ev)
+            inputs = [c["input"] for c in rerun]
+            refs: list[list[int] | None]
+            try:
+                refs = self.model.run(inputs).tolist()
+            except models.InvalidInput:  # a commitment to a text that is not an image: no reference output
+                valid = [models.input_problem(t) is None for t in inputs]
+                rows = iter(self.model.run([t for t, ok in zip(inputs, valid) if ok]).tolist())
+                refs = [next(rows) if ok else None for ok in valid]
+            for c, ref in zip(rerun, refs):
+                claimed = c["output"]
+                if ref is not None and models.matches(ref, claimed, p.comparison):
+                    ops.append(self._record(c["task_id"], "pass", True))
+                else:
+                    ops.append(self._record(c["task_id"], "fail", True))
+                    ev = self.evidence(c, ref)
+                    ops.append({"op": "challenge", "request_id": f"challenge:{c['task_id']}:{self.id}",
+                                "task_id": c["task_id"], "verifier": self.id,
+                                "evidence_hash": hashlib.sha256(ev["signature"].encode()).hexdigest()})
+                    evidence.append(ev)
         return ops, evidence
 
     def _record(self, task_id: str, outcome: str, effective: bool) -> dict:
         return {"op": "audit", "request_id": f"audit:{task_id}", "task_id": task_id, "verifier": self.id,
                 "outcome": outcome, "effective": effective, "panel": self.params.verifiers_per_audit}
 
-    def evidence(self, commitment: dict, recomputed: list[float]) -> dict:
-        claimed = models.output_hash(recomputed)
+    def evidence(self, commitment: dict, recomputed: list[int] | None) -> dict:
+        """Signed evidence: the re-executed output (None when the committed input is not a valid encoding)."""
+        claimed = models.recomputed_hash(recomputed)
         sig = self.key.sign(evidence_message(commitment["task_id"], self.id, commitment["signature"], claimed))
         return {"task_id": commitment["task_id"], "verifier": self.id,
                 "commitment_signature": commitment["signature"], "recomputed_output": recomputed,

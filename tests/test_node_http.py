@@ -23,6 +23,7 @@ from reference_node.testing import ROOT, write_params
 from reference_node.verifier import Verifier
 
 SEED = 7
+GOOD, OTHER = models.task_input("http", 0), models.task_input("http", 1)  # valid inputs (two images)
 
 
 def _invariant_holds(db) -> Ledger:
@@ -122,7 +123,7 @@ def cluster(tmp_path_factory):
                 if {"p0", "v0", "arbiter"} <= set(accounts):
                     break
                 time.sleep(0.05)
-            good = h.post(f"{prov}/infer", json={"task_id": "ok-1", "input": "hi", "client": "c", "fee": 1.0})
+            good = h.post(f"{prov}/infer", json={"task_id": "ok-1", "input": GOOD, "client": "c", "fee": 1.0})
             assert good.status_code == 200, good.text
         yield {"ledger": led, "arbiter": arb, "provider": prov, "verifier": ver, "commit": good.json(),
                "params": load(path)}
@@ -140,9 +141,9 @@ def _cases(cl):
     big = b"[" + b"1," * (600_000) + b"1]"
     commit = {"request_id": "n1", "task_id": "n-1", "provider": "p0", "client": "c", "fee": 1.0,
               "input_hash": c["input_hash"], "output_hash": c["output_hash"], "model_id": c["model_id"],
-              "signature": c["signature"], "input": "hi", "output": c["output"]}
+              "signature": c["signature"], "input": GOOD, "output": c["output"]}
     resolve_sig = Key(SEED, "arbiter").sign(crypto.verdict_message("ok-1", "v0", "upheld"))
-    ref = [float(v) for v in models.run_declared(c["model_id"], ["hi"])[0]]
+    ref = models.run_declared([GOOD])[0].tolist()
     honest_ev = {"task_id": "ok-1", "verifier": "v0", "commitment_signature": c["signature"],
                  "recomputed_output": ref,
                  "signature": Key(SEED, "v0").sign(crypto.evidence_message("ok-1", "v0", c["signature"],
@@ -189,13 +190,18 @@ def _cases(cl):
         ("POST", f"{prov}/infer", {"task_id": "t-x", "input": "q", "client": "c", "fee": -1}, 422, "fee"),
         ("POST", f"{prov}/infer", {"task_id": "t-x", "input": "q", "client": "c", "fee": 0.5}, 422, "reward"),
         ("POST", f"{prov}/infer", {"task_id": "bad id!", "input": "q", "client": "c", "fee": 1.0}, 422, "task_id"),
-        ("POST", f"{prov}/infer", {"task_id": "ok-1", "input": "other", "client": "c", "fee": 1.0}, 409,
+        ("POST", f"{prov}/infer", {"task_id": "ok-1", "input": OTHER, "client": "c", "fee": 1.0}, 409,
          "already committed"),
+        ("POST", f"{prov}/infer", {"task_id": "t-y", "input": "hi", "client": "c", "fee": 1.0}, 422, "digits8x8:"),
+        ("POST", f"{prov}/infer", {"task_id": "t-y", "input": GOOD[:-1] + "h", "client": "c", "fee": 1.0}, 422,
+         "pixel 63"),
         # arbiter
         ("POST", f"{arb}/evidence", b"{", 400, "JSON"),
         ("POST", f"{arb}/evidence", big, 413, "bytes"),
         ("POST", f"{arb}/evidence", {"task_id": "ok-1"}, 422, "verifier"),
         ("POST", f"{arb}/evidence", {**honest_ev, "recomputed_output": [1, 2]}, 422, "recomputed_output"),
+        ("POST", f"{arb}/evidence", {**honest_ev, "recomputed_output": [float(v) for v in ref]}, 422,
+         "recomputed_output"),
         ("POST", f"{arb}/evidence", {**honest_ev, "task_id": "nope"}, 404, "unknown task"),
         ("POST", f"{arb}/evidence", {**honest_ev, "commitment_signature": "ab" * 64}, 422, "forged"),
         ("POST", f"{arb}/evidence", {**honest_ev, "signature": "ab" * 64}, 401, "signature"),

@@ -89,6 +89,7 @@ def test_crypto_pool_and_pipeline_leave_no_trace(tmp_path, learner):
 
 def test_batch_preverification_rejects_a_bad_signature(tmp_path):
     """The ledger's up-front (pooled) verification rejects exactly the forged commitment of a batch."""
+    from reference_node.models import task_input
     from reference_node.parallel import CryptoPool
     from reference_node.provider import Task
 
@@ -96,14 +97,14 @@ def test_batch_preverification_rejects_a_bad_signature(tmp_path):
     net = Network(load(path), tmp_path / "v.sqlite", ["honest"], verifiers=1, seed=2, parallel=False)
     pool = net.ledger.crypto_pool = CryptoPool(min_batch=8)
     try:
-        ops = [op for _, op in net.providers[0].infer([Task(f"t-{i}", f"x {i}", "client-0", 1.0) for i in range(100)])]
+        ops = [op for _, op in net.providers[0].infer([Task(f"t-{i}", task_input(2, i), "client-0", 1.0) for i in range(100)])]
         ops[37] = {**ops[37], "signature": ops[36]["signature"]}
         results = net.ledger.execute(ops)
         assert net.ledger._verified == {}  # every commitment used its pooled result
         assert [i for i, r in enumerate(results) if not r["ok"]] == [37]
         assert results[37]["status"] == 401
         # results computed elsewhere are taken as given: the jobs of a fresh batch, one marked false
-        ops = [op for _, op in net.providers[0].infer([Task(f"u-{i}", f"x {i}", "client-0", 1.0)
+        ops = [op for _, op in net.providers[0].infer([Task(f"u-{i}", task_input(3, i), "client-0", 1.0)
                                                        for i in range(10)])]
         verified = pool.verify(net.ledger.verify_jobs(ops))
         assert verified == [True] * 10

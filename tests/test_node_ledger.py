@@ -54,7 +54,7 @@ def _setup(tmp_path, params, strategy="honest", stake=None):
 
 
 def _commit(led, prov, i, fee=1.0):
-    (_, op), = prov.infer([Task(f"task-{i}", f"input {i}", "c0", fee)])
+    (_, op), = prov.infer([Task(f"task-{i}", models.task_input("ledger", i), "c0", fee)])
     return op, led.execute([op])[0]
 
 
@@ -81,7 +81,7 @@ def test_commit_rejects_bad_signature_replay_and_wrong_hashes(tmp_path, params):
     assert led.execute([replay])[0]["status"] == 409
     same = led.execute([op])[0]  # same request: idempotent replay, no new event
     assert same["ok"] and same["replayed"] and same["seq"] == r["seq"]
-    bad_hash = {**op, "request_id": "x3", "task_id": "task-3", "output": [0.0] * 8}
+    bad_hash = {**op, "request_id": "x3", "task_id": "task-3", "output": [0] * models.OUT}
     assert led.execute([bad_hash])[0]["status"] == 422
     assert led.seq == before
     led.check_invariant(full=True)
@@ -129,7 +129,7 @@ def test_withdrawal_waits_for_a_later_tasks_window(tmp_path, params):
 
 def _challenge_and_resolve(led, ver, arb, op):
     commitment = led.task(op["task_id"])
-    ref = [float(v) for v in models.run_declared(commitment["model_id"], [commitment["input"]])[0]]
+    ref = models.run_declared([commitment["input"]])[0].tolist()
     ev = ver.evidence(commitment, ref)
     ch = {"op": "challenge", "request_id": f"ch-{op['task_id']}", "task_id": op["task_id"], "verifier": ver.id,
           "evidence_hash": "0" * 64}
@@ -191,7 +191,7 @@ def test_resolve_without_challenge_or_with_a_forged_verdict(tmp_path, params):
 
 def test_group_commit_applies_each_op_or_none(tmp_path, params):
     led, prov, _, _, _ = _setup(tmp_path, params)
-    ops = [op for _, op in prov.infer([Task(f"g{i}", f"in {i}", "c", 1.0) for i in range(5)])]
+    ops = [op for _, op in prov.infer([Task(f"g{i}", models.task_input("g", i), "c", 1.0) for i in range(5)])]
     ops[2] = {**ops[2], "fee": -1}
     res = led.execute(ops)
     assert [r["ok"] for r in res] == [True, True, False, True, True]
@@ -269,7 +269,7 @@ class LedgerMachine(RuleBasedStateMachine):
         tasks = []
         for _ in range(k):
             self.n += 1
-            tasks.append(Task(f"t{self.n}", f"in {self.n}", "c0", fee if isinstance(fee, float) and
+            tasks.append(Task(f"t{self.n}", models.task_input("t", self.n), "c0", fee if isinstance(fee, float) and
                               math.isfinite(fee) and fee >= 0 else 1.0))
         ops = [op for _, op in prov.infer(tasks)]
         if not (isinstance(fee, float) and math.isfinite(fee) and fee >= 0):
@@ -288,7 +288,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if not res[0]["ok"]:
             return
         record = self.ledger.task(op["task_id"])
-        ref = [float(v) for v in models.run_declared(record["model_id"], [record["input"]])[0]]
+        ref = models.run_declared([record["input"]])[0].tolist()
         verdict = self.arbiter.judge(self.verifier.evidence(record, ref), self.ledger.task, self.ledger.pubkey)
         if not truthful:
             verdict = {**verdict, "verdict": "upheld"}  # a verdict the arbiter did not sign
