@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,7 @@ class Network:
         # core and a run of at least PARALLEL_MIN tasks; the results are identical either way
         self.parallel = parallel
         self.pool: CryptoPool | None = None
+        self._stage: ThreadPoolExecutor | None = None  # pipelined runs: signs batch k+1 while k is recorded
         self.providers = [Provider(f"provider-{i}", params, s, seed) for i, s in enumerate(strategies)]
         self.verifiers = [Verifier(f"verifier-{i}", params, i, verifiers, seed) for i in range(verifiers)]
         self.arbiter = Arbiter("arbiter", params, seed)
@@ -111,7 +113,9 @@ class Network:
                                                     and CryptoPool.useful())):
             self.pool = CryptoPool()
         pipelined = self._pipelined()
-        ahead: Any = None  # the next batch, inferred and being signed (pipelined runs)
+        if pipelined and self._stage is None:
+            self._stage = ThreadPoolExecutor(1, thread_name_prefix="sign-stage")
+        ahead: Any = None  # pipelined: the future of the next batch's signed commits and signature checks
         while i < end:
             n = min(batch, end - i)
             rate = None
@@ -120,12 +124,16 @@ class Network:
                 for v in self.verifiers:
                     v.rate = rate
             if pipelined:
-                current = ahead if ahead is not None else self._start(i, n)
-                commits, verified = self._signed(current)
-                ahead = self._start(i + n, min(batch, end - i - n)) if i + n < end else None
+                if ahead is None:
+                    ahead = self._stage.submit(self._complete, self._prepare(i, n))
+                commits, verified = ahead.result()
+                fed = self._record(commits, verified)  # its transaction is written on the ledger's thread...
+                ahead = None
+                if i + n < end:  # ...while this thread infers the next batch, and the stage signs it
+                    ahead = self._stage.submit(self._complete, self._prepare(i + n, min(batch, end - i - n)))
             else:
-                commits, verified = self._signed(self._start(i, n))
-            fed = self._record(commits, verified)
+                commits, verified = self._complete(self._prepare(i, n))
+                fed = self._record(commits, verified)
             self.audit(fed)
             settle: dict[str, Any] = {"op": "settle", "request_id": f"settle:{self.seed}:{i}"}
             if self.verifier_learner is not None:
@@ -142,30 +150,28 @@ class Network:
         elapsed = time.perf_counter() - start
         return {"tasks": tasks, "seconds": elapsed, "tasks_per_second": tasks / elapsed if elapsed else None}
 
-    def _start(self, i: int, n: int) -> tuple[list, Any]:
-        """Infer tasks i..i+n on every provider and start signing them (on the pool, if any)."""
-        prepared = [(self.providers[pi], self.providers[pi].prepare(ts)) for pi, ts in self._groups(i, n).items()]
-        if self.pool is not None:
-            return prepared, self.pool.submit_sign([(self.seed, p.id, pr.messages) for p, pr in prepared])
-        return prepared, [p.key.sign_many(pr.messages) for p, pr in prepared]
+    def _prepare(self, i: int, n: int) -> list[tuple[Provider, Any]]:
+        """Every provider runs its share of tasks i..i+n (outputs and the messages to sign)."""
+        return [(self.providers[pi], self.providers[pi].prepare(ts)) for pi, ts in self._groups(i, n).items()]
 
-    def _signed(self, started: tuple[list, Any]) -> tuple[list[tuple[dict, dict]], Any]:
-        """The batch's (reply, commit) pairs once signed, and the ledger's signature checks of them
-        (a future on the pool, or None: the ledger then verifies inline)."""
-        prepared, sigs = started
-        if not isinstance(sigs, list):
-            sigs = sigs.result()
+    def _complete(self, prepared: list[tuple[Provider, Any]]) -> tuple[list[tuple[dict, dict]], list[bool] | None]:
+        """Sign a prepared batch (on the pool, if any), and check its signatures as the ledger would
+        (None: the ledger checks them inline). Pipelined runs call this on the stage thread."""
+        if self.pool is not None:
+            sigs = self.pool.sign([(self.seed, p.id, pr.messages) for p, pr in prepared])
+        else:
+            sigs = [p.key.sign_many(pr.messages) for p, pr in prepared]
         commits: list[tuple[dict, dict]] = []
         for (p, pr), sg in zip(prepared, sigs):
             commits += p.finish(pr, sg)
         verified = None
         if self.pool is not None and self.ledger.verify_signatures:
-            verified = self.pool.submit_verify(self.ledger.verify_jobs([op for _, op in commits]))
+            verified = self.pool.verify(self.ledger.verify_jobs([op for _, op in commits]))
         return commits, verified
 
     def _record(self, commits: list[tuple[dict, dict]], verified: Any) -> list[dict]:
         ops = [op for _, op in commits]
-        results = self.ledger.execute(ops, verified=verified.result() if verified is not None else None)
+        results = self.ledger.execute(ops, verified=verified)
         fed = []
         by_id = self.by_id
         for op, res in zip(ops, results):
@@ -217,6 +223,9 @@ class Network:
         self.ledger.check_invariant(full=True)
 
     def close(self) -> None:
+        if self._stage is not None:
+            self._stage.shutdown(wait=True)
+            self._stage = None
         if self.pool is not None:
             self.pool.close()
             self.pool = None
