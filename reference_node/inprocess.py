@@ -7,14 +7,17 @@ is simulated (it advances by batch / (λ · providers) seconds per batch, the sc
 throughput), so a seeded run is reproducible event for event and windows of T seconds
 close during the run, which keeps memory flat.
 
-Ed25519 is most of a task's CPU, and ``cryptography`` holds the GIL, so on a machine with a
-second core a run of at least ``PARALLEL_MIN`` tasks splits each batch's signing (all providers
-at once) and the ledger's verification of it with one helper process
-(:mod:`reference_node.parallel`). Signatures are deterministic and verification is a pure
-function, so the event log is identical with and without the helper (a test checks it); the
-ledger still verifies every commitment it accepts when ``verify_signatures`` is on. The run
-holds OpenBLAS to one thread (:func:`reference_node.models.one_blas_thread`), which matters when
-numpy was imported before this package (``mira-theory experiment``).
+Using the other cores. libsodium (:mod:`reference_node.crypto`) releases the GIL, and so does
+SQLite while it writes, so on a machine with a second core a run of at least ``PARALLEL_MIN``
+tasks signs on a thread pool (:mod:`reference_node.parallel`), and when no node learns from
+feedback it is pipelined: a stage thread signs batch k+1, builds its commitments and checks their
+signatures as the ledger would, while this thread records batch k (its SQLite transaction written
+by the ledger's writer thread, ``Ledger(background=True)``), infers batch k+1 and audits batch k.
+The operations reach the ledger in the same order as in the sequential run, and signatures are
+deterministic, so the event log is identical with and without the pool and the pipeline (a test
+checks it); the ledger still verifies every commitment it accepts when ``verify_signatures`` is
+on. The run holds OpenBLAS to one thread (:func:`reference_node.models.one_blas_thread`), which
+matters when numpy was imported before this package (``mira-theory experiment``).
 """
 
 from __future__ import annotations
