@@ -10,7 +10,7 @@ re-derives theory. Modules:
   :mod:`~reference_node.client`, :mod:`~reference_node.strategies`: the node classes;
 * :mod:`reference_node.services`: thin ASGI wrappers (FastAPI under uvicorn);
 * :mod:`reference_node.inprocess`: the same classes wired in one process;
-* :mod:`reference_node.parallel`: Ed25519 batches split with a helper process (identical results);
+* :mod:`reference_node.parallel`: Ed25519 batches on a thread pool (libsodium releases the GIL; identical results);
 * :mod:`reference_node.events`: the event-log schema and the statistics read from it;
 * :mod:`reference_node.committee`: the consensus game in-process (signed committee votes on
   multiple-choice claims, windowed slashing; its event kinds ``claim`` and ``window`` are

@@ -65,7 +65,7 @@ class Network:
         self.seed = seed
         self.clock = SimClock()
         self.ledger = Ledger(db_path, params, clock=self.clock, verify_signatures=verify_signatures, background=True)
-        # Ed25519 split with a helper process (reference_node.parallel): None = when there is a second
+        # Ed25519 on a thread pool (reference_node.parallel): None = when there is a second
         # core and a run of at least PARALLEL_MIN tasks; the results are identical either way
         self.parallel = parallel
         self.pool: CryptoPool | None = None

@@ -185,7 +185,7 @@ class Ledger:
         self._pending: Any = None
         self._failed: BaseException | None = None
         # with a pool (reference_node.parallel.CryptoPool) the commitment signatures of a batch are
-        # verified up front, split with a helper process; the same check, the same outcome per operation
+        # verified up front on its threads; the same check, the same outcome per operation
         self.crypto_pool = crypto_pool
         self._verified: dict[tuple[str, str, bytes], bool] = {}
         self.path = str(path)
