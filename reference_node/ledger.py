@@ -200,6 +200,8 @@ class Ledger:
         self.db.executescript(SCHEMA)
         self._seen_commits: dict[str, dict] = {}
         self._prefetched: set[str] = set()
+        self._seen_requests: dict[str, dict] = {}
+        self._prefetched_requests: set[str] = set()
         self._load()
 
     # -------------------------------------------------------------------- state
@@ -340,6 +342,17 @@ class Ledger:
                     f"WHERE t.task_id IN ({','.join('?' * len(chunk))})", chunk):
                 self._seen_commits[tid] = {"kind": kind, "data": json.loads(data)}
         self._prefetched = set(tids)
+        # and which of its other operations' request ids were used before (one query, not one per op)
+        rids = [op["request_id"] for op in ops if isinstance(op, dict) and op.get("op") != "commit"
+                and isinstance(op.get("request_id"), str)]
+        self._seen_requests: dict[str, dict] = {}
+        for i in range(0, len(rids), 500):
+            chunk = rids[i:i + 500]
+            for rid, kind, data in self.db.execute(
+                    f"SELECT request_id, kind, data FROM events WHERE request_id IN ({','.join('?' * len(chunk))})",
+                    chunk):
+                self._seen_requests[rid] = {"kind": kind, "data": json.loads(data)}
+        self._prefetched_requests = set(rids)
 
     def _signature_jobs(self, ops: list) -> tuple[list[tuple[str, str, bytes]], list[tuple[str, str, bytes]]]:
         """The batch's well-formed commitments of registered providers: (pubkey hex, signature, message)
@@ -446,6 +459,10 @@ class Ledger:
             if row is None:
                 return None
             hit = {"kind": row[0], "data": json.loads(row[1])}
+        if hit is None and request_id in self._prefetched_requests:
+            hit = self._seen_requests.get(request_id)
+            if hit is None:
+                return None
         if hit is None:
             row = self.db.execute("SELECT kind, data FROM events WHERE request_id = ?", (request_id,)).fetchone()
             if row is None:
