@@ -53,7 +53,10 @@ class Provider:
         self.key = Key(seed, provider_id)
         self.secret = hashlib.sha256(f"provider-secret|{seed}|{provider_id}".encode()).digest()
         rng_seed = int.from_bytes(hashlib.sha256(f"provider-rng|{seed}|{provider_id}".encode()).digest()[:8], "big")
-        self.rng = np.random.default_rng(rng_seed)
+        self.rng = np.random.default_rng(rng_seed)  # the strategy's own randomness (learners, mixed)
+        # outputs (random scores, honest noise) draw from their own stream, so a learner's choices do not
+        # depend on how many numbers an output format consumes
+        self.output_rng = np.random.default_rng([rng_seed, 1])
         scale = params.slash + params.reward
         self.strategy = strategies.make(strategy, params.deviation_names, self.rng, scale=scale)
         self.spec = strategy
@@ -98,11 +101,11 @@ class Provider:
             # flag probability per effective audit is exactly δ_j(1 − β), the model's d_j
             noisy = [i for i in honest_rows if actions[i] == "honest"]
             if noisy:
-                outputs[noisy] += models.honest_noise(self.rng, len(noisy), self.noise_exceed)
+                outputs[noisy] += models.honest_noise(self.output_rng, len(noisy), self.noise_exceed)
         if cheap_rows:
             outputs[cheap_rows] = self.weaker.scores(pixels[cheap_rows])
         if random_rows:
-            outputs[random_rows] = models.random_output(self.rng, len(random_rows))
+            outputs[random_rows] = models.random_output(self.output_rng, len(random_rows))
         return actions, outputs.tolist()
 
     def infer(self, tasks: list[Task]) -> list[tuple[dict, dict]]:
