@@ -7,6 +7,7 @@
     mira-node verifier --params p.json --ledger URL --arbiter URL --id verifier-0 --index 0 --count 2
     mira-node arbiter  --params p.json --ledger URL
     mira-node client   --params p.json --provider URL [--provider URL ...] --tasks N
+    mira-node calibrate SCENARIO.toml -o OUT.toml [--name NAME] [--seed S]
 
 Bad input (params file, options) exits 2 with a message naming what is wrong; no traceback.
 """
@@ -342,6 +343,25 @@ def cmd_client(args: argparse.Namespace) -> int:
     return 0 if result["failed"] == 0 else 1
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Measure the digits models and write the scenario with the measured numbers (reference_node.calibrate)."""
+    from reference_node.calibrate import CalibrationError, calibrate
+
+    out = Path(args.out)
+    try:
+        result = calibrate(args.scenario, args.name or out.stem, args.seed)
+    except ScenarioError as err:
+        raise UsageError(f"invalid scenario file\n{err}") from None
+    except CalibrationError as err:
+        raise UsageError(f"{args.scenario}: {err}") from None
+    try:
+        out.write_text(result.text, encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"-o {out}: cannot write the calibrated scenario: {err.strerror or err}") from None
+    print(f"wrote {out}: " + "; ".join(f"{k} = {v!r}" for k, v in result.written.items()))
+    return 0
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -426,6 +446,13 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--concurrency", type=_count, default=64)
     sp.add_argument("--rate", type=_positive_float, default=None)
     sp.set_defaults(func=cmd_client)
+
+    sp = sub.add_parser("calibrate", help="measure the digits models; write their numbers into a scenario")
+    sp.add_argument("scenario", help="an audit or consensus scenario file (TOML)")
+    sp.add_argument("-o", "--out", required=True, help="the calibrated scenario file to write")
+    sp.add_argument("--name", default=None, help="scenario.name of the output (default: the output file's stem)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the random-output draws")
+    sp.set_defaults(func=cmd_calibrate)
     return p
 
 

@@ -480,6 +480,54 @@ def honest_noise(rng: np.random.Generator, n: int, exceed: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------
+# Consensus claims built from digits
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DigitClaim:
+    """An m-option claim: "which of these digits does the image show?".
+
+    ``image``: the index of a held-out image; ``options``: m distinct digits in increasing order,
+    its true label and m − 1 distractors; ``truth``: the index of the true label in ``options``.
+    """
+
+    image: int
+    options: tuple[int, ...]
+    truth: int
+
+
+def _h(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+def digit_claim(seed: int | str, claim_id: str, options: int) -> DigitClaim:
+    """The claim of a claim id: a held-out image drawn by sha256(seed, claim id), its true digit and
+    ``options`` − 1 distinct wrong digits drawn uniformly (a partial Fisher–Yates shuffle on hashes)."""
+    if not 2 <= options <= OUT:
+        raise ValueError(f"options: expected 2..{OUT} for digit claims, found {options}")
+    held = heldout()
+    image = int(held[_h("mira-claim", seed, claim_id, "image") % len(held)])
+    label = int(digits()[1][image])
+    wrong = [d for d in range(OUT) if d != label]
+    for k in range(options - 1):
+        j = k + _h("mira-claim", seed, claim_id, "distractor", k) % (len(wrong) - k)
+        wrong[k], wrong[j] = wrong[j], wrong[k]
+    opts = tuple(sorted([label, *wrong[:options - 1]]))
+    return DigitClaim(image, opts, opts.index(label))
+
+
+def answer(scores: Sequence[int] | np.ndarray, options: Sequence[int]) -> int:
+    """A model's vote on a claim: the index of the option whose digit has the highest score (the
+    lowest digit on ties, as :func:`predict`)."""
+    best = 0
+    for k in range(1, len(options)):
+        if scores[options[k]] > scores[options[best]]:
+            best = k
+    return best
+
+
+# ----------------------------------------------------------------------------------------
 # The output format
 # ----------------------------------------------------------------------------------------
 
