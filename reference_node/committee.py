@@ -12,7 +12,21 @@ What runs
   otherwise answers the distractor: so its accuracy is a and two honest nodes' correctness has
   correlation exactly κ. A deviating node of type j (accuracy a_j from the environment, e.g.
   a random guess 1/m) answers right iff u < a_j and otherwise a uniformly chosen wrong option.
-  These are stand-ins for inference models with the modelled error law, not neural networks.
+  These are stand-ins for inference models with the modelled error law, not neural networks;
+  they are the default because they realise the theory's law exactly (accuracy a, pairwise
+  correlation κ, every honest error on the one shared distractor), which is what the
+  experiment tests the predictions against.
+* **Digits verifier models** (:class:`DigitModels`, ``run_committee(..., models="digits")``):
+  real inference. A claim is :func:`reference_node.models.digit_claim`: a held-out digits
+  image, its true digit and m − 1 distinct wrong digits drawn uniformly from sha256(seed,
+  claim); honest node i runs the shipped verifier model ``verifier-(i mod K)`` on the image
+  and votes for the option with the highest score. A deviating node of type j answers as
+  with the seeded models (right with probability a_j, else a uniform wrong option). The
+  accuracy a and correlation κ this network realises are what ``mira-node calibrate``
+  measures and writes into a consensus scenario (``models/reference-committee.toml``): a is
+  exact in expectation for any node count that K divides; κ is the correlation of two
+  distinct random nodes of a network of ``network.nodes`` nodes. The theory's single shared
+  distractor is a worst case the real models do not follow (their errors spread).
 * **Votes** are signed with the node's Ed25519 key (:class:`reference_node.crypto.Key`) over
   ``mira-vote-v1|claim|node|option``; the ledger verifies every signature.
 * **Committees**: N distinct nodes drawn uniformly per claim (numpy generator seeded with
@@ -64,6 +78,7 @@ import numpy as np
 
 from mira_theory.games.consensus import quorum, slash_count
 from reference_node import crypto
+from reference_node import models as digit_models
 from reference_node.ledger import ID_RE, Ledger, LedgerError, _field, _ident
 from reference_node.params import UNIT, NodeParams, to_units
 
@@ -203,13 +218,41 @@ class SeededModels:
         return (truth + 1 + _u64(self.seed, claim_id, node, "wrong") % (m - 1)) % m
 
 
+class DigitModels:
+    """Real verifier models on digit claims (see the module docstring): node i runs verifier-(i mod K)."""
+
+    def __init__(self, params: CommitteeParams, seed: int | str, nodes: list[str]):
+        if not 2 <= params.options <= digit_models.OUT:
+            raise ValueError(f"models='digits': claims are built from the 10 digits, so options must be "
+                             f"2..{digit_models.OUT}, found {params.options}")
+        self.p = params
+        self.seed = seed
+        pixels, _ = digit_models.digits()
+        verifiers = digit_models.verifier_models()
+        scores = [m.scores(pixels) for m in verifiers]  # every image, once per model
+        self.scores = {node: scores[i % len(verifiers)] for i, node in enumerate(nodes)}
+        self.model_of = {node: verifiers[i % len(verifiers)].name for i, node in enumerate(nodes)}
+        self._seeded = SeededModels(params, seed)
+
+    def claim(self, claim_id: str) -> tuple[int, Any]:
+        """(truth, the digit claim) of a claim id."""
+        c = digit_models.digit_claim(self.seed, claim_id, self.p.options)
+        return c.truth, c
+
+    def answer(self, claim: tuple[int, Any], claim_id: str, node: str, strategy: str) -> int:
+        truth, c = claim
+        if strategy == "honest":
+            return digit_models.answer(self.scores[node][c.image], c.options)
+        return self._seeded.answer((truth, -1, 0.0), claim_id, node, strategy)
+
+
 @dataclass
 class CommitteeNode:
     id: str
     strategy: str
     key: crypto.Key
 
-    def vote(self, models: SeededModels, claim: tuple[int, int, float], claim_id: str) -> dict[str, Any]:
+    def vote(self, models: SeededModels | DigitModels, claim: tuple, claim_id: str) -> dict[str, Any]:
         option = models.answer(claim, claim_id, self.id, self.strategy)
         return {"node": self.id, "option": option, "signature": self.key.sign(vote_message(claim_id, self.id, option)),
                 "cost": models.p.cost_of(self.strategy)}
@@ -358,11 +401,14 @@ def claim_id(seed: int | str, i: int) -> str:
 
 def run_committee(params: CommitteeParams | dict | str | Path, db_path: str | Path, strategies: list[str],
                   claims: int, seed: int = 0, *, stake: float | None = None, batch: int = 256,
-                  verify_signatures: bool = True, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                  verify_signatures: bool = True, progress: Callable[[int], None] | None = None,
+                  models: str = "seeded") -> dict[str, Any]:
     """Run ``claims`` claims through committees of the nodes ``strategies`` (one spec per node:
     ``honest`` or a deviation name) on a new ledger at ``db_path``; returns the workload.
 
-    ``stake`` per node defaults to enough for every window to be slashed in full (no capping)."""
+    ``stake`` per node defaults to enough for every window to be slashed in full (no capping).
+    ``models``: ``"seeded"`` (:class:`SeededModels`, the theory's error law exactly) or
+    ``"digits"`` (:class:`DigitModels`, the shipped verifier models on digit claims)."""
     cp = params if isinstance(params, CommitteeParams) else CommitteeParams.from_doc(params)
     n = len(strategies)
     if n < cp.committee_size:
@@ -370,6 +416,8 @@ def run_committee(params: CommitteeParams | dict | str | Path, db_path: str | Pa
     bad = [s for s in strategies if s != "honest" and s not in cp.deviations]
     if bad:
         raise ValueError(f"unknown strategies {sorted(set(bad))}: expected honest or one of {sorted(cp.deviations)}")
+    if models not in ("seeded", "digits"):
+        raise ValueError(f"models: expected 'seeded' or 'digits', found {models!r}")
     if Path(db_path).exists():
         raise FileExistsError(f"{db_path} already holds a ledger")
     if stake is None:
@@ -377,8 +425,9 @@ def run_committee(params: CommitteeParams | dict | str | Path, db_path: str | Pa
         stake = max(1.0, cp.slash * windows)
     clock = _Clock()
     ledger = CommitteeLedger(db_path, cp, clock=clock, verify_signatures=verify_signatures)
-    models = SeededModels(cp, seed)
     nodes = [CommitteeNode(f"node-{i}", s, crypto.Key(seed, f"node-{i}")) for i, s in enumerate(strategies)]
+    answers: SeededModels | DigitModels = (SeededModels(cp, seed) if models == "seeded"
+                                           else DigitModels(cp, seed, [nd.id for nd in nodes]))
     client = crypto.Key(seed, "client")
     t0 = _wall()
     try:
@@ -399,8 +448,8 @@ def run_committee(params: CommitteeParams | dict | str | Path, db_path: str | Pa
                 if len(eligible) < cp.committee_size:
                     raise RuntimeError(f"only {len(eligible)} nodes hold stake: no committee for claim {cid}")
                 seats = rng.choice(len(eligible), cp.committee_size, replace=False)
-                claim = models.claim(cid)
-                votes = [nodes[eligible[s]].vote(models, claim, cid) for s in seats]
+                claim = answers.claim(cid)
+                votes = [nodes[eligible[s]].vote(answers, claim, cid) for s in seats]
                 ops.append({"op": "claim", "request_id": f"claim:{cid}", "claim_id": cid, "client": "client",
                             "options": cp.options, "truth": claim[0], "votes": votes})
             _check(ledger.execute(ops), "claims")

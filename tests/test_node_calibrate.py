@@ -160,3 +160,35 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
     (tmp_path / "broken.toml").write_text("[scenario]\nname = 'x'\n")
     assert "scenario.game" in run(["calibrate", str(tmp_path / "broken.toml"), "-o", str(tmp_path / "o.toml")])
     assert not (tmp_path / "o.toml").exists()
+
+
+def test_a_digits_committee_realises_the_calibrated_accuracy_and_correlation(tmp_path):
+    """run_committee(models="digits"): node i runs verifier-(i mod 5) on the claim's image; seat 0 is right with
+    the calibrated accuracy a, seats 0 and 1 both right with the calibrated P₁₁ (for this network's 20 nodes)."""
+    from mira_theory.deployment import export
+    from reference_node import events
+    from reference_node.committee import CommitteeParams, run_committee
+
+    cp = CommitteeParams.from_doc(export(mt.load(MODELS / "reference-committee.toml")))
+    nodes, claims = 20, 3000
+    run_committee(cp, tmp_path / "c.sqlite", ["honest"] * nodes, claims, seed=5, verify_signatures=False,
+                  models="digits")
+    measured = calibrate.measure_consensus(cp.options, nodes)
+    pixels, _ = models.digits()
+    vs = models.verifier_models()
+    first = both = 0
+    for n, e in enumerate(e for e in events.iter_events(tmp_path / "c.sqlite") if e["kind"] == "claim"):
+        right = [v == e["truth"] for v in e["votes"]]
+        first += right[0]
+        both += right[0] and right[1]
+        if n < 50:  # each vote is the node's model's answer on the claim
+            c = models.digit_claim(5, e["claim_id"], cp.options)
+            assert e["truth"] == c.truth
+            for node, vote in zip(e["committee"], e["votes"]):
+                m = vs[int(node.split("-")[1]) % len(vs)]
+                assert vote == models.answer(m.scores(pixels[[c.image]])[0], c.options)
+    assert binomtest(first, claims, float(measured.accuracy)).pvalue > P_MIN
+    assert binomtest(both, claims, float(measured.both_right)).pvalue > P_MIN
+    assert measured.accuracy == calibrate.measure_consensus(cp.options, 200).accuracy  # 5 divides both
+    with pytest.raises(ValueError, match="models"):
+        run_committee(cp, tmp_path / "d.sqlite", ["honest"] * nodes, 1, models="neural")
