@@ -4,7 +4,9 @@ It executes deployment parameters exported by mira_theory (``mira-theory export`
 re-derives theory. Modules:
 
 * :mod:`reference_node.params`: reads and validates the params file;
-* :mod:`reference_node.models`: deterministic numpy models; how δ_j, α, β are realised;
+* :mod:`reference_node.models`: the digits models (integer inference, bit-exact; weights identified by
+  sha256), the workload's inputs, how δ_j, α, β are realised; :mod:`reference_node.train_models`
+  trains them and :mod:`reference_node.calibrate` measures them into a scenario (``mira-node calibrate``);
 * :mod:`reference_node.ledger`: the staking contract on SQLite (invariant, idempotency, group commit);
 * :mod:`reference_node.provider`, :mod:`~reference_node.verifier`, :mod:`~reference_node.arbiter`,
   :mod:`~reference_node.client`, :mod:`~reference_node.strategies`: the node classes;

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from reference_node import crypto
-from reference_node.models import canonical_json, parse_output, sha256_hex
+from reference_node.models import OUT, OUTPUT_BOUND, canonical_json, parse_output, sha256_hex
 from reference_node.models import output_hash as ohash
 from reference_node.params import UNIT, NodeParams, to_units
 
@@ -601,7 +601,8 @@ class Ledger:
             raise LedgerError(422, f"field 'input': expected at most 4096 characters, found {len(text)}")
         values = parse_output(output)
         if values is None:
-            raise LedgerError(422, "field 'output': expected a list of 8 finite numbers")
+            raise LedgerError(422, f"field 'output': expected a list of {OUT} integers within ±{OUTPUT_BOUND}, "
+                                   f"found {str(output)[:60]}")
         if sha256_hex(text) != input_hash or ohash(values) != output_hash:
             raise LedgerError(422, "fields 'input_hash'/'output_hash': expected the sha256 of the input and "
                                    "output, found different digests")
