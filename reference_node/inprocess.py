@@ -34,10 +34,20 @@ from reference_node.models import one_blas_thread, task_input
 from reference_node.parallel import CryptoPool
 from reference_node.params import NodeParams
 from reference_node.provider import Provider, Task
+from reference_node.provider_worker import ProviderWorker
 from reference_node.verifier import Verifier
 
 EPOCH = 1_800_000_000.0
 PARALLEL_MIN = 4096
+
+
+def make_tasks(providers: int, seed: int | str, fee: float, first: int, count: int) -> dict[int, list[Task]]:
+    """Tasks first..first+count of a seeded workload, grouped by the provider that serves each
+    (task k goes to provider k mod providers)."""
+    groups: dict[int, list[Task]] = {}
+    for k in range(first, first + count):
+        groups.setdefault(k % providers, []).append(Task(task_id(seed, k), task_input(seed, k), "client-0", fee))
+    return groups
 
 
 class SimClock:
@@ -57,7 +67,7 @@ class Network:
 
     def __init__(self, params: NodeParams, db_path: str | Path, strategies: list[str], verifiers: int = 2,
                  seed: int = 0, verify_signatures: bool = True, bond: float | None = None,
-                 parallel: bool | None = None, verifier_learner: Any = None):
+                 parallel: bool | None = None, verifier_learner: Any = None, worker: bool | None = None):
         self.params = params
         # adaptive verifiers (strategies.VerifierHedge): the common q_t is the learner's, set before a
         # batch's commitments are made and updated after its audits; logged on the batch's settle event
@@ -70,6 +80,10 @@ class Network:
         self.parallel = parallel
         self.pool: CryptoPool | None = None
         self._stage: ThreadPoolExecutor | None = None  # pipelined runs: signs batch k+1 while k is recorded
+        # pipelined runs with a second core: the providers run in a child process (reference_node.
+        # provider_worker); None = when it helps (≥ 2 CPUs, a run of at least PARALLEL_MIN tasks)
+        self.worker = worker
+        self._worker: Any = None
         self.providers = [Provider(f"provider-{i}", params, s, seed) for i, s in enumerate(strategies)]
         self.verifiers = [Verifier(f"verifier-{i}", params, i, verifiers, seed) for i in range(verifiers)]
         self.arbiter = Arbiter("arbiter", params, seed)
@@ -101,13 +115,6 @@ class Network:
         return self.pool is not None and self.verifier_learner is None and \
             not any(getattr(p.strategy, "learns", True) for p in self.providers)
 
-    def _groups(self, i: int, n: int) -> dict[int, list[Task]]:
-        groups: dict[int, list[Task]] = {}
-        P, fee, seed = len(self.providers), self.params.reward, self.seed
-        for k in range(i, i + n):
-            groups.setdefault(k % P, []).append(Task(task_id(seed, k), task_input(seed, k), "client-0", fee))
-        return groups
-
     def _run(self, tasks: int, batch: int, progress: Callable[[int], None] | None) -> dict[str, Any]:
         start = time.perf_counter()
         i = self.committed
@@ -116,7 +123,9 @@ class Network:
                                                     and CryptoPool.useful())):
             self.pool = CryptoPool()
         pipelined = self._pipelined()
-        if pipelined and self._stage is None:
+        if pipelined and self._worker is None and (self.worker or (self.worker is None and tasks >= PARALLEL_MIN)):
+            self._worker = ProviderWorker(self.params, [p.spec for p in self.providers], self.seed)
+        if pipelined and self._worker is None and self._stage is None:
             self._stage = ThreadPoolExecutor(1, thread_name_prefix="sign-stage")
         ahead: Any = None  # pipelined: the future of the next batch's signed commits and signature checks
         while i < end:
@@ -126,17 +135,29 @@ class Network:
                 rate = float(self.verifier_learner.rate())
                 for v in self.verifiers:
                     v.rate = rate
-            if pipelined:
+            more = i + n < end
+            if self._worker is not None:  # the providers' process makes batch k+1 while k is recorded here
+                if ahead is None:
+                    self._worker.submit(i, n)
+                ops = self._worker.result()
+                ahead = None
+                if more:
+                    self._worker.submit(i + n, min(batch, end - i - n))
+                    ahead = True
+                verified = self.pool.verify(self.ledger.verify_jobs(ops)) if self.ledger.verify_signatures \
+                    else None
+                fed = self._record(ops, verified)
+            elif pipelined:
                 if ahead is None:
                     ahead = self._stage.submit(self._complete, self._prepare(i, n))
-                commits, verified = ahead.result()
-                fed = self._record(commits, verified)  # its transaction is written on the ledger's thread...
+                ops, verified = ahead.result()
+                fed = self._record(ops, verified)  # its transaction is written on the ledger's thread...
                 ahead = None
-                if i + n < end:  # ...while this thread infers the next batch, and the stage signs it
+                if more:  # ...while this thread infers the next batch, and the stage signs it
                     ahead = self._stage.submit(self._complete, self._prepare(i + n, min(batch, end - i - n)))
             else:
-                commits, verified = self._complete(self._prepare(i, n))
-                fed = self._record(commits, verified)
+                ops, verified = self._complete(self._prepare(i, n))
+                fed = self._record(ops, verified)
             self.audit(fed)
             settle: dict[str, Any] = {"op": "settle", "request_id": f"settle:{self.seed}:{i}"}
             if self.verifier_learner is not None:
@@ -150,30 +171,31 @@ class Network:
             i += n
             if progress:
                 progress(n)
+        self.committed = end  # a further run continues the workload after these tasks
         elapsed = time.perf_counter() - start
         return {"tasks": tasks, "seconds": elapsed, "tasks_per_second": tasks / elapsed if elapsed else None}
 
     def _prepare(self, i: int, n: int) -> list[tuple[Provider, Any]]:
         """Every provider runs its share of tasks i..i+n (outputs and the messages to sign)."""
-        return [(self.providers[pi], self.providers[pi].prepare(ts)) for pi, ts in self._groups(i, n).items()]
+        groups = make_tasks(len(self.providers), self.seed, self.params.reward, i, n)
+        return [(self.providers[pi], self.providers[pi].prepare(ts)) for pi, ts in groups.items()]
 
-    def _complete(self, prepared: list[tuple[Provider, Any]]) -> tuple[list[tuple[dict, dict]], list[bool] | None]:
+    def _complete(self, prepared: list[tuple[Provider, Any]]) -> tuple[list[dict], list[bool] | None]:
         """Sign a prepared batch (on the pool, if any), and check its signatures as the ledger would
         (None: the ledger checks them inline). Pipelined runs call this on the stage thread."""
         if self.pool is not None:
             sigs = self.pool.sign([(self.seed, p.id, pr.messages) for p, pr in prepared])
         else:
             sigs = [p.key.sign_many(pr.messages) for p, pr in prepared]
-        commits: list[tuple[dict, dict]] = []
+        ops: list[dict] = []
         for (p, pr), sg in zip(prepared, sigs):
-            commits += p.finish(pr, sg)
+            ops += [op for _, op in p.finish(pr, sg)]
         verified = None
         if self.pool is not None and self.ledger.verify_signatures:
-            verified = self.pool.verify(self.ledger.verify_jobs([op for _, op in commits]))
-        return commits, verified
+            verified = self.pool.verify(self.ledger.verify_jobs(ops))
+        return ops, verified
 
-    def _record(self, commits: list[tuple[dict, dict]], verified: Any) -> list[dict]:
-        ops = [op for _, op in commits]
+    def _record(self, ops: list[dict], verified: list[bool] | None) -> list[dict]:
         results = self.ledger.execute(ops, verified=verified)
         fed = []
         by_id = self.by_id
@@ -226,6 +248,9 @@ class Network:
         self.ledger.check_invariant(full=True)
 
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
         if self._stage is not None:
             self._stage.shutdown(wait=True)
             self._stage = None

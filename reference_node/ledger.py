@@ -50,8 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from reference_node import crypto
-from reference_node.models import OUT, OUTPUT_BOUND, canonical_json, parse_output, sha256_hex
-from reference_node.models import output_hash as ohash
+from reference_node.models import OUT, OUTPUT_BOUND, parse_output, sha256_hex, stored_and_hash
 from reference_node.params import UNIT, NodeParams, to_units
 
 KINDS = ("provider", "verifier", "client", "arbiter")
@@ -134,6 +133,14 @@ def _field(op: dict, name: str, kind: type | tuple, required: bool = True, defau
     return value
 
 
+def _remember(known: set, value: str) -> bool:
+    """Add a checked id to ``known`` (bounded: cleared when it grows past 4096); True."""
+    if len(known) > 4096:
+        known.clear()
+    known.add(value)
+    return True
+
+
 def _kname(kind: Any) -> str:
     return {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
             dict: "an object", list: "a list"}.get(kind, "a number")
@@ -202,6 +209,7 @@ class Ledger:
         self._prefetched: set[str] = set()
         self._seen_requests: dict[str, dict] = {}
         self._prefetched_requests: set[str] = set()
+        self._known_ids: set[str] = set()
         self._load()
 
     # -------------------------------------------------------------------- state
@@ -586,14 +594,20 @@ class Ledger:
     def _op_commit(self, op: dict, rid: str, now: float) -> dict:
         get = op.get
         # the same checks as _ident/_hex/_field, inline for the well-formed case; those raise the messages
+        known = self._known_ids  # ids that passed the check before (providers, clients, models recur)
         task_id = v if (v := get("task_id")).__class__ is str and _id_ok(v) else _ident(op, "task_id")
-        provider = self._account(v if (v := get("provider")).__class__ is str and _id_ok(v)
+        v = get("provider")
+        provider = self._account(v if v in known or (v.__class__ is str and _id_ok(v) and _remember(known, v))
                                  else _ident(op, "provider"), "provider")
-        client = v if (v := get("client")).__class__ is str and _id_ok(v) else _ident(op, "client")
-        fee = _amount(op, "fee", allow_zero=True)
+        v = get("client")
+        client = v if v in known or (v.__class__ is str and _id_ok(v) and _remember(known, v)) else _ident(op, "client")
+        v = get("fee")
+        fee = to_units(v) if v.__class__ is float and 0.0 <= v <= MAX_AMOUNT else _amount(op, "fee", allow_zero=True)
         input_hash = v if (v := get("input_hash")).__class__ is str and _hex64(v) else _hex(op, "input_hash", 64)
         output_hash = v if (v := get("output_hash")).__class__ is str and _hex64(v) else _hex(op, "output_hash", 64)
-        model_id = v if (v := get("model_id")).__class__ is str and _id_ok(v) else _ident(op, "model_id")
+        v = get("model_id")
+        model_id = v if v in known or (v.__class__ is str and _id_ok(v) and _remember(known, v)) \
+            else _ident(op, "model_id")
         signature = v if (v := get("signature")).__class__ is str and _hex128(v) else _hex(op, "signature", 128)
         text = v if (v := get("input")).__class__ is str else _field(op, "input", str)
         output = v if (v := get("output")).__class__ is list else _field(op, "output", list)
@@ -603,7 +617,8 @@ class Ledger:
         if values is None:
             raise LedgerError(422, f"field 'output': expected a list of {OUT} integers within ±{OUTPUT_BOUND}, "
                                    f"found {str(output)[:60]}")
-        if sha256_hex(text) != input_hash or ohash(values) != output_hash:
+        stored, recomputed = stored_and_hash(values)
+        if sha256_hex(text) != input_hash or recomputed != output_hash:
             raise LedgerError(422, "fields 'input_hash'/'output_hash': expected the sha256 of the input and "
                                    "output, found different digests")
         if provider.locked <= 0:
@@ -642,7 +657,7 @@ class Ledger:
         self._pending_ids[rid] = {"kind": "commit", "data": data}
         self._pending_tasks.add(task_id)
         self._rows["tasks"].append((task_id, provider.id, client, fee, input_hash, output_hash, model_id,
-                                    signature, text, canonical_json(values), now, close, OPEN, self.seq, action))
+                                    signature, text, stored, now, close, OPEN, seq, action))
         return data
 
     def _signature_ok(self, provider: Account, signature: str, message: bytes) -> bool:

@@ -554,6 +554,12 @@ def output_hash(values) -> str:
     return hashlib.sha256(canonical(values).encode()).hexdigest()
 
 
+def stored_and_hash(values) -> tuple[str, str]:
+    """(:func:`canonical_json`, :func:`output_hash`) of an output, formatting it once."""
+    text = canonical(values)
+    return "[" + text + "]", hashlib.sha256(text.encode()).hexdigest()
+
+
 NO_OUTPUT_HASH = hashlib.sha256(b"mira-no-output|the input is not a valid encoding").hexdigest()
 
 

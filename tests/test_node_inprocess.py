@@ -69,21 +69,25 @@ def test_mira_node_up_inprocess_writes_the_run_directory(tmp_path, capsys):
 
 @pytest.mark.parametrize("learner", [False, True])
 def test_crypto_pool_and_pipeline_leave_no_trace(tmp_path, learner):
-    """Signing and verifying on the thread pool, batch k+1 signed while batch k is recorded: the same
-    event log, event for event, as the sequential run without a pool."""
+    """Signing and verifying on the thread pool, batch k+1 made (by a stage thread, or by the
+    providers' own process) while batch k is recorded: the same event log, event for event, as the
+    sequential run without a pool. Two runs on one network, so the worker's state carries over."""
     path = write_params(tmp_path / "p.json", parameters={"sampling_rate": 0.2, "minimum_stake": 5000.0})
     logs = []
-    for parallel in (False, True):
-        name = f"par-{parallel}"
+    for parallel, worker in ((False, False), (True, False), (True, True)):
+        name = f"par-{parallel}-{worker}"
         mix = MIX if learner else MIX[:-1]  # a learning provider turns the pipeline off
-        net = Network(load(path), tmp_path / f"{name}.sqlite", mix, verifiers=2, seed=5, parallel=parallel)
-        net.run(1200, batch=256)
+        net = Network(load(path), tmp_path / f"{name}.sqlite", mix, verifiers=2, seed=5, parallel=parallel,
+                      worker=worker)
+        net.run(700, batch=256)
+        net.run(500, batch=128)
         if parallel:
             assert net.pool is not None and net._pipelined() != learner  # the pool (and pipeline) really ran
+            assert (net._worker is not None) == (worker and not learner)
         net.finish()
         net.close()
         logs.append(list(events.iter_events(tmp_path / f"{name}.sqlite")))
-    assert logs[0] == logs[1]
+    assert logs[0] == logs[1] == logs[2]
     assert len(logs[0]) > 1200
 
 
