@@ -35,6 +35,9 @@ def lead_index(task_id: str, count: int) -> int:
     return int(models.unit_hash("lead", task_id) * count)
 
 
+_2_53 = float(1 << 53)
+
+
 class Verifier:
     def __init__(self, verifier_id: str, params: NodeParams, index: int, count: int, seed: int | str = 0,
                  model_id: str | None = None):
@@ -60,13 +63,23 @@ class Verifier:
             models.unit_hash(self.secret, "audit", task_id) < (self.params.sampling_rate if self.rate is None
                                                                else self.rate)
 
+    def selected(self, commitments: list[dict]) -> list[dict]:
+        """The commitments :meth:`selects` takes, computed in one pass: u < q is tested as
+        ⌊sha256⌋₅₃ < q·2⁵³, which is exact (both sides are the same numbers scaled by a power of two)."""
+        q = self.params.sampling_rate if self.rate is None else self.rate
+        bound = q * _2_53
+        prefix = self.secret + b"\x1faudit\x1f"
+        index, count, sha = self.index, self.count, hashlib.sha256
+        return [c for c in commitments if lead_index(tid := c["task_id"], count) == index and
+                int.from_bytes(sha(prefix + tid.encode() + b"\x1f").digest()[:8], "big") >> 11 < bound]
+
     def audit(self, commitments: list[dict]) -> tuple[list[dict], list[dict]]:
         """Audit the selected commitments of a feed page.
 
         Returns (ledger operations: audit records and challenges, evidence for the arbiter).
         """
         p = self.params
-        chosen = [c for c in commitments if self.selects(c["task_id"])]
+        chosen = self.selected(commitments)
         ops: list[dict] = []
         evidence: list[dict] = []
         rerun = []

@@ -101,3 +101,20 @@ def test_a_failed_background_write_is_raised_and_stops_the_ledger(tmp_path, para
     other.close()
     with pytest.raises(RuntimeError, match="background write"):
         led.execute([{"op": "settle", "request_id": "s2"}])
+
+
+@pytest.mark.parametrize("rate", [None, 0.0, 1e-9, 0.05, 0.5, 0.999999, 1.0])
+def test_verifier_batch_selection_equals_the_per_task_rule(params, rate):
+    """Verifier.selected (one pass, integer comparison) takes exactly the tasks Verifier.selects takes."""
+    from reference_node.verifier import Verifier
+
+    ids = [{"task_id": f"sel-{i}"} for i in range(4000)]
+    taken = 0
+    for index in range(3):
+        v = Verifier(f"verifier-{index}", params, index, 3, seed=11)
+        v.rate = rate
+        chosen = v.selected(ids)
+        assert chosen == [c for c in ids if v.selects(c["task_id"])]
+        taken += len(chosen)
+    q = params.sampling_rate if rate is None else rate
+    assert abs(taken - q * len(ids)) <= 5 * (len(ids) * q * (1 - q)) ** 0.5 + 1  # each task has one lead
