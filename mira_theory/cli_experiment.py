@@ -3,6 +3,7 @@
     mira-theory experiment models/default.toml --tasks 20000 --mix honest=6,weaker-model=2 --seed 1
     mira-theory experiment models/default.toml --params p.json --adaptive hedge --tasks 20000
     mira-theory experiment models/default.toml --threshold --points 7 --adaptive logit
+    mira-theory experiment models/default.toml --adaptive hedge --adaptive-verifiers --tasks 200000
 
 Prints the comparison table (quantity, predicted, observed, interval, n, test, p-value, pass)
 and writes the run directory (``--out``): params.json, ledger.sqlite, events.jsonl,
@@ -17,7 +18,7 @@ import argparse
 import sys
 
 from mira_theory.argtypes import level, positive_finite, positive_int
-from mira_theory.scenario import ScenarioError
+from mira_theory.scenario import Problem, ScenarioError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -34,6 +35,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         bar = tqdm(total=total, desc="tasks", unit="task", file=sys.stderr)
         progress = bar.update
     try:
+        if getattr(args, "adaptive_verifiers", False) and (args.threshold or experiment_consensus.is_consensus(
+                args.scenario)):
+            what = "--threshold" if args.threshold else "a consensus scenario"
+            raise ScenarioError([Problem("<command line>", "--adaptive-verifiers", "an audit scenario without "
+                                         "--threshold (the verifiers learn one rate; a sweep fixes it)", what)])
         if experiment_consensus.is_consensus(args.scenario):  # --tasks counts claims, --mix sets the nodes
             result = experiment_consensus.run_from_args(args, progress)
         elif args.threshold:
@@ -47,7 +53,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                 args.scenario, args.params, tasks=args.tasks, providers=args.providers, mix=args.mix,
                 adaptive=args.adaptive, mode=args.mode, seed=args.seed, level=args.level, out=args.out,
                 verifiers=args.verifiers, windows=args.windows, eta=args.eta, precision=args.precision,
-                gamma=args.gamma, progress=progress)
+                gamma=args.gamma, progress=progress, adaptive_verifiers=args.adaptive_verifiers,
+                verifier_eta=args.verifier_eta)
     except ScenarioError as err:
         for p in err.problems:
             print(f"error: {p}", file=sys.stderr)
@@ -63,6 +70,23 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         for p in th["points"]:
             print(f"  q = {p['sampling_rate']:.6g} (q/q* {p['ratio']:.3f}): honest share {p['observed']:.4g} "
                   f"[{p['interval'][0]:.4g}, {p['interval'][1]:.4g}], predicted {p['side']}")
+    if result.verifiers:
+        v = result.verifiers
+        eq = v.get("equilibrium")
+        if eq:
+            print(f"\nmixed equilibrium (parameters file): q° = {eq[0]:.6g}, t° = {eq[1]:.6g}")
+        for h in v["horizons"]:
+            p, o = h["predicted"], h.get("observed")
+            line = (f"  {h['label']} ({h['tasks']} tasks, η = {h['eta']:.4g}, η_v = {h['verifier_eta']:.4g}): "
+                    f"predicted q̄ {p['rate']:.4g} ± {p['rate_sd']:.2g}, t̄ {p['deviation']:.4g} ± "
+                    f"{p['deviation_sd']:.2g}")
+            if "distance" in p:
+                line += f", distance {p['distance']:.4g} ± {p['distance_sd']:.2g}"
+            if o:
+                line += f"; observed q̄ {o['rate']:.4g}, t̄ {o['deviation']:.4g}"
+                if "distance" in o:
+                    line += f", distance {o['distance']:.4g}"
+            print(line)
     for note in result.notes:
         print(f"note: {note}")
     verdict = "every prediction passed" if result.passed else f"FAILED: {'; '.join(result.failed)}"
@@ -90,10 +114,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--adaptive); default: half honest, the rest over the deviations")
     p.add_argument("--adaptive", choices=["hedge", "regret", "logit"], default=None,
                    help="learning providers (every provider unless --mix names adaptive=N)")
-    p.add_argument("--eta", type=positive_finite, default=None, help="hedge learning rate (default 5/((L+R)√t))")
+    p.add_argument("--eta", type=positive_finite, default=None, help="hedge learning rate (default 5/((L+R)√t); with --adaptive-verifiers see --verifier-eta)")
     p.add_argument("--precision", type=positive_finite, default=None, help="logit precision λ (default 40)")
     p.add_argument("--gamma", type=positive_finite, default=0.05, help="regret matching exploration (default 0.05)")
-    p.add_argument("--windows", type=positive_int, default=10, help="time windows of adaptive providers' tasks")
+    p.add_argument("--adaptive-verifiers", action="store_true",
+                   help="the verifiers learn their common sampling rate too (Hedge over audit/no-audit, from the "
+                        "rate in force); needs --adaptive hedge, no --mix, in-process. Per window the time-averaged "
+                        "rate q̄ and deviation share t̄ are tested against simulated runs of the same process "
+                        "(mira_theory.dynamics), the whole run's against the mixed equilibrium; the report gives "
+                        "the distance to it at this and a 10× longer horizon. The providers' stake is raised (with "
+                        "a note) if the simulated slashes could exhaust it")
+    p.add_argument("--verifier-eta", type=positive_finite, default=None,
+                   help="verifiers' learning rate per task with --adaptive-verifiers (default √(8 ln 2/T)/ρ, ρ the "
+                        "range of the verifier's payoff difference; --eta then defaults to √(2 ln m/(V·T/P)): "
+                        "see dynamics.hedge_step_sizes)")
+    p.add_argument("--windows", type=positive_int, default=10,
+                   help="time windows of adaptive providers' tasks (of batches with --adaptive-verifiers)")
     p.add_argument("--threshold", action="store_true",
                    help="sweep q from 0.5·q* to 1.5·q* with adaptive providers (default logit)")
     p.add_argument("--points", type=positive_int, default=7, help="sampling rates of the --threshold sweep")

@@ -66,6 +66,29 @@ is the softmax.
    so the provider's (time-averaged) play converges to the best response. The conditional
    variant, whose play converges to the correlated equilibria, is not implemented.
 
+5. Two learning populations as the reference network runs them (verifiers adapt too).
+   The in-process network with ``VerifierHedge`` runs, batch by batch: a common sampling rate
+   q = σ(z_v)_audit fixed before the batch; P bandit-Hedge providers (task k to provider
+   k mod P) playing from their frozen x_j = σ(z_j) and updating z_{j,i} += η·(r − b)/x_{j,i} per
+   task (r = A[i, no-audit] − [flagged]·(L + R), flagged with probability q·f_i); then the
+   verifier's full-information update z_v += η_v·Σ_tasks B[action, :].
+   :func:`simulate_hedge_two_population` is a Monte Carlo of exactly this process (the
+   predicted distribution of the per-window time averages q̄_w, t̄_w of a run);
+   :func:`hedge_two_population_mean_field` replaces every increment by its expectation. The
+   mean field is the first-order prediction only: with bandit feedback the noise of the
+   importance-weighted estimates raises a rarely played deviation's mean share at a given q
+   (an Itô drift, O(η)), so the process's mean departs from the mean-field path and its time
+   averages from the equilibrium. As η, η_v → 0 with η·T fixed the mean field tends to the
+   two-population replicator with speeds η/P and η_v per task; in the 2 × 2 sub-game with an
+   interior equilibrium (q°, t°) that flow conserves
+       H = η_v κ_v [t° ln t + (1 − t°) ln(1 − t)] + (η/P) κ_p [q° ln q + (1 − q°) ln(1 − q)]
+   (κ_p, κ_v the slopes of the payoff differences in q and t), so orbits are closed and the time
+   averages over each cycle are exactly (q°, t°) (Hofbauer & Sigmund 1998, §7.6; the tests
+   check both); discrete simultaneous Hedge steps drift outward, H falling by O(η²) per step
+   (Bailey & Piliouras 2018). :func:`hedge_step_sizes` chooses (η, η_v) for a horizon T so
+   that the simulated time averages approach (q°, t°) at the O(1/√T) rate of the regret bound.
+   :func:`mixed_equilibrium` gives (q°, x°).
+
 4. Threshold prediction (:func:`threshold_prediction`): the long-run honest share against a
    sampling rate q swept around the deterrence rate q* — a step at q* for best response
    (and for Hedge as t → ∞), the sigmoid σ(λ·u(q))_honest for logit providers, and
@@ -907,3 +930,228 @@ def resolvable_interval(scenario: Any, precision: float, tasks: int, level: floa
         share_low=p_low, share_high=p_high, precision=precision, tasks=int(tasks), level=level,
         approach="logit providers σ(log x0 + λ·u(q)); a run resolves q when the normal-approximation "
                  "confidence interval of the honest share over n tasks excludes 1/2")
+
+
+# --------------------------------------------------------------------------------------
+# 5. Two learning populations as the reference network runs them
+# --------------------------------------------------------------------------------------
+
+
+def round_robin(start: int, n: int, providers: int) -> np.ndarray:
+    """Tasks of each provider among the global tasks start, …, start + n − 1 (task k goes to k mod P)."""
+    j = np.arange(providers)
+    return (start + n - j + providers - 1) // providers - (start - j + providers - 1) // providers
+
+
+def batch_sizes(tasks: int, batch: int) -> np.ndarray:
+    """The batch sizes of a run of ``tasks`` tasks in batches of ``batch`` (the last may be short)."""
+    if tasks < 1 or batch < 1:
+        raise ValueError(f"need tasks ≥ 1 and batch ≥ 1, got {tasks} and {batch}")
+    sizes = np.full(tasks // batch, batch, dtype=np.int64)
+    return np.append(sizes, tasks % batch) if tasks % batch else sizes
+
+
+def window_edges(batches: int, windows: int) -> np.ndarray:
+    """Batch indices e_0 = 0 < … < e_W = batches: window w is batches e_w, …, e_{w+1} − 1."""
+    if not 1 <= windows <= batches:
+        raise ValueError(f"need 1 ≤ windows ≤ batches, got {windows} windows of {batches} batches")
+    return (np.arange(windows + 1) * batches) // windows
+
+
+def mixed_equilibrium(A: Any, B: Any) -> tuple[float, np.ndarray] | None:
+    """(q°, x°): the Nash equilibrium of the bimatrix (A, B) with an interior sampling rate
+    0 < q° < 1 (the verifier mixes), from :func:`rest_points`; None if there is none."""
+    for r in rest_points((np.asarray(A, float), np.asarray(B, float))):
+        if r.nash and r.verifier is not None and 0.0 < r.verifier[0] < 1.0:
+            return float(r.verifier[0]), np.asarray(r.provider)
+    return None
+
+
+def hedge_step_sizes(A: Any, B: Any, flag_probability: Any, slash_cost: float, providers: int, tasks: int,
+                     baseline: float | None = None, sampling_rate: float = 0.5) -> tuple[float, float]:
+    r"""Default learning rates (η, η_v) of bandit-Hedge providers and a full-information Hedge
+    verifier for a run of ``tasks`` tasks shared by ``providers`` providers.
+
+    Why these: with constant step sizes the time averages of two Hedge populations miss the
+    mixed equilibrium by two terms — a transient O(1/(η·T)) (the first cycles of the orbit,
+    which the continuous-time flow averages out only over whole cycles) and a bias O(η) (the
+    regret bound's second term; for bandit feedback it is the Itô drift of the noisy
+    importance-weighted log-weights, which raises the rarely played deviation's mean share at
+    a given q, so the verifier must audit above q*: by about η(L+R)·q*(1 − 2t*)/(2t*) for one
+    deviation). Balancing them gives η ∝ 1/√T and time averages within O(1/√T) of the
+    equilibrium, the rate of the regret bound (the time-averaged play of no-regret learners in
+    a 2 × 2 game with an interior equilibrium, which is strategically zero-sum, is an
+    ε-equilibrium with ε the average regret; decreasing steps η_t ∝ 1/√t give the same rate
+    without knowing T, with a worse constant). The constants are the regret-bound minimisers:
+
+    * provider (Exp3 with baseline b): E[regret] ≤ ln m/η + (η/2)·Σ_t Σ_i E[(r_{t,i} − b)²], so
+      η = √(2 ln m/(V·T_p)), T_p = T/P its tasks, V = Σ_i E[(r_i − b)²] at the equilibrium
+      rate q° over the strategies the equilibrium uses (a strategy it does not use is soon
+      rarely played; counting its variance, e.g. random-output's (L + R)²·q°, would make η
+      several times smaller: the simulations of :func:`simulate_hedge_two_population` on
+      models/default.toml put the best constant within 10% of this one and the all-strategy
+      one 30% worse at 10⁶ tasks);
+    * verifier (full-information Hedge over audit / no-audit): regret ≤ ln 2/η_v + η_v·T·ρ²/8
+      with ρ = max_i |B[i, audit] − B[i, no-audit]| the range of its payoff difference per task,
+      so η_v = √(8 ln 2/T)/ρ.
+
+    Without a mixed equilibrium (q° ∉ (0, 1)), V is taken over every strategy at ``sampling_rate``.
+    """
+    A, B = np.asarray(A, float), np.asarray(B, float)
+    m = A.shape[0]
+    f = np.asarray(flag_probability, float)
+    b = float(A[:, 1].max()) if baseline is None else float(baseline)
+    eq = mixed_equilibrium(A, B)
+    if eq is None:
+        q, use = float(sampling_rate), np.ones(m, bool)
+    else:
+        q, use = eq[0], eq[1] > 1e-12
+    p = q * f
+    second = (1.0 - p) * (A[:, 1] - b) ** 2 + p * (A[:, 1] - b - slash_cost) ** 2
+    V = float(second[use].sum())
+    tp = max(1.0, tasks / providers)
+    eta = math.sqrt(2.0 * math.log(m) / (max(V, 1e-12) * tp))
+    rho = float(np.abs(B[:, 0] - B[:, 1]).max())
+    eta_v = math.sqrt(8.0 * math.log(2.0) / max(1, tasks)) / max(rho, 1e-12)
+    return eta, eta_v
+
+
+@dataclass(frozen=True)
+class TwoPopulationRuns:
+    """Simulated runs of two learning populations: per-window time averages of each run."""
+
+    rate: np.ndarray  # (W, runs): task-weighted mean sampling rate q_t over each window's batches
+    deviation: np.ndarray  # (W, runs): share of the window's tasks on which a deviation was taken
+    rate_total: np.ndarray  # (runs,): over the whole run
+    deviation_total: np.ndarray  # (runs,)
+    slashes: np.ndarray  # (runs,): the most slashes any one provider took in the run
+    path_rate: np.ndarray  # (batches,): mean over runs of q_t in each batch
+    path_deviation: np.ndarray  # (batches,): mean over runs of each batch's deviation share
+    edges: np.ndarray  # window edges in batches (window_edges)
+    window_tasks: np.ndarray  # (W,): tasks per window
+    params: dict[str, Any]
+
+    @property
+    def runs(self) -> int:
+        return int(self.rate.shape[1])
+
+
+def _network_setup(A: Any, B: Any, providers: int, tasks: int, batch: int, initial_rate: float):
+    A, B = np.asarray(A, float), np.asarray(B, float)
+    if A.shape != B.shape or A.ndim != 2 or A.shape[1] != 2:
+        raise ValueError(f"A and B must both be m × 2 (audit, no-audit), got {A.shape} and {B.shape}")
+    if not 0.0 < initial_rate < 1.0:
+        raise ValueError(f"initial sampling rate must be in (0, 1), got {initial_rate}")
+    if providers < 1:
+        raise ValueError(f"need at least one provider, got {providers}")
+    sizes = batch_sizes(tasks, batch)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    share = np.stack([round_robin(int(s), int(n), providers) for s, n in zip(starts, sizes)])  # (nb, P)
+    return A, B, sizes, share
+
+
+def simulate_hedge_two_population(A: Any, B: Any, *, eta: float, verifier_eta: float, providers: int,
+                                  tasks: int, batch: int, initial_rate: float, flag_probability: Any,
+                                  slash_cost: float, baseline: float | None = None, runs: int = 1000,
+                                  windows: int = 1, seed: Any = 0) -> TwoPopulationRuns:
+    r"""Monte Carlo of adaptive providers and an adaptive verifier exactly as the in-process
+    network runs them (``Network(..., verifier_learner=VerifierHedge(...))`` with ``hedge:η:b``
+    providers), ``runs`` independent runs.
+
+    The process, batch by batch (global tasks i, …, i + n − 1; task k goes to provider k mod P):
+
+    1. q = σ(z_v)_audit, fixed for the batch (``VerifierHedge.rate``; z_v = log(q_0, 1 − q_0) at
+       the start);
+    2. provider j (n_j tasks) plays its n_j actions from x_j = σ(z_j), frozen for the batch
+       (counts ~ Multinomial(n_j, x_j)); each task is audited with probability q and an audited
+       task with action i is flagged with probability ``flag_probability[i]`` (f_i, per audit);
+    3. its realised payoffs update z_{j,i} += η·Σ_{its tasks with action i} (r − b)/x_{j,i}, r =
+       A[i, no-audit] − [flagged]·(L + R) (``BanditHedge``: −b/x at the choice, R − c at the
+       commit, −(L + R)/x when slashed in the batch's audit), so E[Δz_{j,i}] = η·n_j·(u_i(q) − b);
+    4. the verifier updates z_v += η_v·Σ_{tasks} B[action, :] (``VerifierHedge.observe``).
+
+    Records per run the task-weighted mean of q and the deviation share of each window of
+    batches (:func:`window_edges`), the totals, the most slashes one provider took, and the
+    per-batch means over runs (the predicted path). Flags, actions and the audit draw are
+    sampled exactly (multinomial / binomial), so this is the run's distribution, not an
+    approximation of it; the network's hashes play the role of the uniform draws.
+    """
+    A, B, sizes, share = _network_setup(A, B, providers, tasks, batch, initial_rate)
+    m = A.shape[0]
+    f = np.asarray(flag_probability, float)
+    if f.shape != (m,):
+        raise ValueError(f"flag_probability must have {m} entries, got {f.shape}")
+    b = float(A[:, 1].max()) if baseline is None else float(baseline)
+    rng = np.random.default_rng(seed)
+    nb = len(sizes)
+    edges = window_edges(nb, windows)
+    win = np.repeat(np.arange(windows), np.diff(edges))
+    zp = np.zeros((runs, providers, m))
+    zv = np.tile(np.log([initial_rate, 1.0 - initial_rate]), (runs, 1))
+    gain = A[:, 1] - b
+    qsum = np.zeros((windows, runs))
+    dsum = np.zeros((windows, runs))
+    slashes = np.zeros((runs, providers))
+    path_q, path_d = np.empty(nb), np.empty(nb)
+    dev_rows = np.arange(m) > 0
+    for k in range(nb):
+        n = int(sizes[k])
+        q = special.softmax(zv, axis=1)[:, 0]
+        x = special.softmax(zp, axis=2)
+        counts = rng.multinomial(np.broadcast_to(share[k], (runs, providers)), x)
+        flagged = rng.binomial(counts, q[:, None, None] * f)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(counts > 0, (counts * gain - flagged * slash_cost) / x, 0.0)
+        zp += eta * step
+        zp -= zp.max(axis=2, keepdims=True)
+        total = counts.sum(axis=1)  # (runs, m)
+        zv += verifier_eta * (total @ B)
+        zv -= zv.max(axis=1, keepdims=True)
+        dev = total[:, dev_rows].sum(axis=1)
+        w = win[k]
+        qsum[w] += n * q
+        dsum[w] += dev
+        slashes += flagged.sum(axis=2)
+        path_q[k], path_d[k] = q.mean(), dev.mean() / n
+    wt = np.add.reduceat(sizes, edges[:-1]).astype(float)
+    return TwoPopulationRuns(
+        rate=qsum / wt[:, None], deviation=dsum / wt[:, None], rate_total=qsum.sum(0) / tasks,
+        deviation_total=dsum.sum(0) / tasks, slashes=slashes.max(axis=1), path_rate=path_q,
+        path_deviation=path_d, edges=edges, window_tasks=wt.astype(np.int64),
+        params={"eta": eta, "verifier_eta": verifier_eta, "providers": providers, "tasks": tasks,
+                "batch": batch, "initial_rate": initial_rate, "baseline": b, "runs": runs,
+                "windows": windows, "seed": jsonable(seed) if not isinstance(seed, np.random.Generator) else None})
+
+
+def hedge_two_population_mean_field(A: Any, B: Any, *, eta: float, verifier_eta: float, providers: int,
+                                    tasks: int, batch: int, initial_rate: float,
+                                    names: Sequence[str] | None = None) -> pd.DataFrame:
+    """The expected dynamics of :func:`simulate_hedge_two_population`: the same batches, with
+    every update replaced by its expectation — z_j += η·n_j·A·(q, 1 − q) (the bandit estimate is
+    unbiased; the baseline shifts every z_{j,i} alike), z_v += η_v·Σ_j n_j·Bᵀx_j.
+
+    One row per batch: ``tasks`` (tasks committed after it), ``sampling_rate`` (q in force
+    during it), ``deviation`` (expected deviation share of its tasks) and the providers' mean
+    shares per strategy. With η, η_v → 0 at fixed η·T this is the two-population replicator
+    with speeds η/P (provider, per global task) and η_v (verifier): see the tests.
+    """
+    A, B, sizes, share = _network_setup(A, B, providers, tasks, batch, initial_rate)
+    m = A.shape[0]
+    zp = np.zeros((providers, m))
+    zv = np.log([initial_rate, 1.0 - initial_rate])
+    rows = []
+    labels = _names(names, m, "s")
+    done = 0
+    for k, n in enumerate(sizes):
+        y = special.softmax(zv)
+        x = special.softmax(zp, axis=1)
+        nj = share[k].astype(float)
+        mean_x = nj @ x / n
+        done += int(n)
+        rows.append({"tasks": done, "sampling_rate": float(y[0]), "deviation": float(1.0 - mean_x[0]),
+                     **{s: float(v) for s, v in zip(labels, mean_x)}})
+        zp = zp + eta * nj[:, None] * (A @ y)[None, :]
+        zp -= zp.max(axis=1, keepdims=True)
+        zv = zv + verifier_eta * (nj @ x) @ B
+        zv -= zv.max()
+    return pd.DataFrame(rows)

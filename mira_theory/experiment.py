@@ -43,6 +43,24 @@ What is compared (audit game)
   binomial test of the composite null (p = P(Bin(n, ½) ≤ x) for a predicted honest majority),
   and only when q lies outside the band ``dynamics.resolvable_interval`` says the run cannot
   resolve (ratios of that band to the true q*, placed around the file's q*).
+- **Adaptive verifiers** (``--adaptive hedge --adaptive-verifiers``): every provider is a
+  bandit-Hedge learner and the verifiers' common rate q_t is learned too
+  (``reference_node.strategies.VerifierHedge``, from the rate in force; logged on each batch's
+  settle event). The prediction is :func:`predict_two_population`: simulated runs of exactly
+  the network's process (:func:`mira_theory.dynamics.simulate_hedge_two_population`), as many as
+  it takes for the tests to be able to fail after Holm (R ≥ 4m/α). Compared, by
+  ``stats.monte_carlo`` (two-sided rank p-value among the simulated runs): per window of
+  batches the task-weighted mean q̄_w of q_t and the deviation share t̄_w; the whole trajectory
+  jointly (``stats.monte_carlo_joint``); the whole run's offsets q̄ − q° and t̄ − t° from the
+  parameters file's mixed equilibrium against the simulated offsets from the game's own (so a
+  wrong (q°, t°) fails once the run is long enough to tell). Detection is compared per audit
+  (q_t varies, the file's per-task rates hold at its fixed q only): upheld resolves among the
+  audited tasks of each action, exact binomial test against d_j/q. The report gives the
+  distance √((q̄ − q°)² + (t̄ − t°)²) observed, predicted at this horizon and at ten times it
+  (``LONGER_HORIZON``), and plots the (q_t, deviation share) trajectory against the predicted
+  one. Step sizes: ``dynamics.hedge_step_sizes`` (docstring: η ∝ 1/√T balances the transient and
+  the bandit-noise bias, so the time averages approach the equilibrium at O(1/√T)). The stake of
+  an exported scenario is raised (with a note) if the simulated slashes could exhaust it.
 - **Threshold** (:func:`run_threshold`): adaptive providers at ``points`` sampling rates from
   0.5·q* to 1.5·q* (q* from the parameters file); at each rate the final-window side test above.
 
@@ -103,6 +121,7 @@ class ExperimentResult:
     trajectories: dict[str, Any] = field(default_factory=dict)
     threshold: dict[str, Any] | None = None
     plots: list[str] = field(default_factory=list)
+    verifiers: dict[str, Any] | None = None  # --adaptive-verifiers: windows, equilibrium, horizons
 
     @property
     def passed(self) -> bool:
@@ -120,7 +139,7 @@ class ExperimentResult:
                          "failed": self.failed, "run": self.run,
                          "comparisons": [c.to_dict() for c in self.comparisons],
                          "observed": self.observed, "notes": self.notes, "trajectories": self.trajectories,
-                         "threshold": self.threshold, "plots": self.plots})
+                         "threshold": self.threshold, "plots": self.plots, "verifiers": self.verifiers})
 
     def verdict(self) -> str:
         """The report's result line: PASS, or FAIL with the failed comparisons named."""
@@ -147,6 +166,8 @@ class ExperimentResult:
                     lines.append(f"| {w['start']}–{w['end']} | {w['observed']:.4g} | "
                                  f"{'' if pred is None else f'{pred:.4g}'} | {band_s} |")
                 lines.append("")
+        if self.verifiers:
+            lines += _verifiers_markdown(self.verifiers)
         if self.threshold:
             th = self.threshold
             lines += ["## Threshold", "", f"predicted q* = {th['predicted_q_star']:.6g} (parameters file); "
@@ -285,14 +306,15 @@ def _specs(setup: _Setup, providers: int, mix: str | None, adaptive: str | None,
 
 
 def _run_network(setup: _Setup, specs: list[str], tasks: int, verifiers: int, seed: int, mode: str,
-                 out: Path, batch: int | None, progress: Callable[[int], None] | None) -> tuple[Path, dict]:
+                 out: Path, batch: int | None, progress: Callable[[int], None] | None,
+                 verifier_learner: Any = None) -> tuple[Path, dict]:
     db = out / "ledger.sqlite"
     if db.exists():
         raise _bad("--out", "a new run directory", f"{out} already holds a run (ledger.sqlite)")
     if mode == "inprocess":
         from reference_node.inprocess import Network
 
-        net = Network(setup.node, db, specs, verifiers, seed)
+        net = Network(setup.node, db, specs, verifiers, seed, verifier_learner=verifier_learner)
         try:
             workload = net.run(tasks, batch=batch or 512, progress=progress)
             net.finish()
@@ -334,9 +356,12 @@ class _Observed:
     windows: dict[str, np.ndarray]  # adaptive spec -> (W, 2) honest, total
     capped: int
     window_size: int
+    batches: np.ndarray | None = None  # adaptive verifiers: per batch (q_t, adaptive tasks, deviating ones)
+    per_audit: dict[str, dict[str, int]] | None = None  # adaptive verifiers: action -> audits, upheld
 
 
-def _read_log(db: Path, specs: list[str], adaptive: set[str], windows: int, window_size: int) -> _Observed:
+def _read_log(db: Path, specs: list[str], adaptive: set[str], windows: int, window_size: int,
+              rates: bool = False) -> _Observed:
     from reference_node import events
 
     spec_of: dict[str, str] = {}
@@ -350,11 +375,28 @@ def _read_log(db: Path, specs: list[str], adaptive: set[str], windows: int, wind
     task_no: dict[str, int] = defaultdict(int)
     win: dict[str, np.ndarray] = {s: np.zeros((windows, 2), np.int64) for s in adaptive}
     capped = 0
+    # adaptive verifiers (``rates``): a batch is the commits up to the settle that logs its q_t
+    batch_rows: list[tuple[float, int, int]] = []
+    batch_action: dict[str, str] = {}
+    batch_n = batch_dev = 0
+    per_audit: dict[str, dict[str, int]] = defaultdict(lambda: {"audits": 0, "upheld": 0})
 
     def tap(stream):
-        nonlocal capped
+        nonlocal capped, batch_n, batch_dev
         for e in stream:
             kind = e["kind"]
+            if rates:
+                if kind == "commit":
+                    batch_action[e["task_id"]] = e.get("action") or "unknown"
+                    if spec_of.get(e["provider"]) in adaptive:
+                        batch_n += 1
+                        batch_dev += (e.get("action") or "unknown") != "honest"
+                elif kind == "audit" and e["task_id"] in batch_action:
+                    per_audit[batch_action[e["task_id"]]]["audits"] += 1
+                elif kind == "settle" and e.get("sampling_rate") is not None:
+                    batch_rows.append((float(e["sampling_rate"]), batch_n, batch_dev))
+                    batch_action.clear()
+                    batch_n = batch_dev = 0
             if kind == "register":
                 if e.get("strategy") is not None:
                     spec_of[e["account"]] = e["strategy"]
@@ -386,6 +428,8 @@ def _read_log(db: Path, specs: list[str], adaptive: set[str], windows: int, wind
                 a = e.get("action") or "unknown"
                 p = e["provider"]
                 by_action[a]["slashes"] += 1
+                if rates:
+                    per_audit[a]["upheld"] += 1
                 capped += bool(e.get("capped"))
                 s = float(e["slash"]) + float(e["refund"])
                 x0 = float(e["refund"]) - cost_of.get(a, 0.0)  # the task's commit-time payoff
@@ -412,7 +456,9 @@ def _read_log(db: Path, specs: list[str], adaptive: set[str], windows: int, wind
                 if ep["deviating_tasks_before_first_slash"] is not None:
                     before[spec].append(ep["deviating_tasks_before_first_slash"])
     return _Observed(summary, {k: dict(v) for k, v in by_action.items()}, {k: dict(v) for k, v in pay.items()},
-                     dict(gaps), dict(first_gaps), dict(before), win, capped, window_size)
+                     dict(gaps), dict(first_gaps), dict(before), win, capped, window_size,
+                     np.array(batch_rows, float).reshape(-1, 3) if rates else None,
+                     {k: dict(v) for k, v in per_audit.items()} if rates else None)
 
 
 # --------------------------------------------------------------------------------------
@@ -638,6 +684,367 @@ def _adaptive_comparisons(setup: _Setup, obs: _Observed, spec: str, rule: str, i
 
 
 # --------------------------------------------------------------------------------------
+# Adaptive verifiers: two learning populations
+# --------------------------------------------------------------------------------------
+
+LONGER_HORIZON = 10  # the report's second horizon, in multiples of the run's tasks
+LONGER_RUNS = 200
+
+
+@dataclass
+class TwoPopulationPrediction:
+    """What :func:`predict_two_population` predicts for a run with adaptive verifiers."""
+
+    runs: Any  # dynamics.TwoPopulationRuns at the run's horizon (the comparisons)
+    equilibrium: tuple[float, float] | None  # (q°, t°) of the game the dynamics runs (t°: deviation share)
+    mean_field: Any  # dynamics.hedge_two_population_mean_field: the expected-increment path
+    longer: Any = None  # dynamics.TwoPopulationRuns at LONGER_HORIZON × tasks (descriptive)
+    source: str = ""
+
+
+def _round6(v: float) -> float:
+    return float(f"{v:.6g}")
+
+
+def two_population_setup(scenario: Scenario, providers: int, tasks: int, eta: float | None = None,
+                         verifier_eta: float | None = None, initial_rate: float | None = None) -> dict[str, Any]:
+    """The learning rates and game of an adaptive-verifier run: the scenario's bimatrix, realised-payoff
+    model, the providers' baseline, and (η, η_v) — ``dynamics.hedge_step_sizes`` for this horizon
+    unless given — rounded to the 6 digits the node spec and the verifier are given."""
+    from mira_theory import dynamics
+    from mira_theory.games import audit
+
+    A, B, rows = audit.bimatrix(scenario)
+    fb = dynamics.audit_feedback(scenario)
+    q0 = float(scenario.audit.sampling_rate) if initial_rate is None else float(initial_rate)
+    d_eta, d_veta = dynamics.hedge_step_sizes(A, B, fb["flag_probability"], fb["slash_cost"], providers, tasks,
+                                              sampling_rate=q0)
+    return {"A": A, "B": B, "rows": rows, "flag_probability": fb["flag_probability"],
+            "slash_cost": fb["slash_cost"], "baseline": _round6(float(A[:, 1].max())), "initial_rate": q0,
+            "eta": _round6(d_eta if eta is None else eta),
+            "verifier_eta": _round6(d_veta if verifier_eta is None else verifier_eta),
+            "default_eta": eta is None, "default_verifier_eta": verifier_eta is None}
+
+
+def predict_two_population(scenario: Scenario, *, providers: int, tasks: int, batch: int, windows: int,
+                           runs: int, seed: Any = 0, eta: float | None = None, verifier_eta: float | None = None,
+                           initial_rate: float | None = None, longer: int | None = LONGER_HORIZON,
+                           longer_runs: int = LONGER_RUNS) -> TwoPopulationPrediction:
+    """The prediction for ``providers`` bandit-Hedge providers and a Hedge verifier on the
+    scenario's audit game: ``runs`` simulated runs of exactly the network's process
+    (:func:`mira_theory.dynamics.simulate_hedge_two_population`), its mean-field path, the
+    game's mixed equilibrium and (``longer`` > 1) ``longer_runs`` runs of ``longer`` × ``tasks``
+    tasks with the step sizes the default rule gives that horizon (the ones given, if given).
+    """
+    from mira_theory import dynamics
+
+    g = two_population_setup(scenario, providers, tasks, eta, verifier_eta, initial_rate)
+    common = dict(providers=providers, batch=batch, initial_rate=g["initial_rate"],
+                  flag_probability=g["flag_probability"], slash_cost=g["slash_cost"], baseline=g["baseline"])
+    sim = dynamics.simulate_hedge_two_population(g["A"], g["B"], eta=g["eta"], verifier_eta=g["verifier_eta"],
+                                                 tasks=tasks, runs=runs, windows=windows, seed=seed, **common)
+    mf = dynamics.hedge_two_population_mean_field(g["A"], g["B"], eta=g["eta"], verifier_eta=g["verifier_eta"],
+                                                  tasks=tasks, providers=providers, batch=batch,
+                                                  initial_rate=g["initial_rate"], names=g["rows"])
+    eq = dynamics.mixed_equilibrium(g["A"], g["B"])
+    far = None
+    if longer and longer > 1:
+        h = g if not (g["default_eta"] or g["default_verifier_eta"]) else two_population_setup(
+            scenario, providers, tasks * longer, None if g["default_eta"] else g["eta"],
+            None if g["default_verifier_eta"] else g["verifier_eta"], initial_rate)
+        far = dynamics.simulate_hedge_two_population(
+            g["A"], g["B"], eta=h["eta"], verifier_eta=h["verifier_eta"], tasks=tasks * longer, runs=longer_runs,
+            windows=1, seed=[*np.atleast_1d(seed).tolist(), 1], **common)
+    source = (f"dynamics.simulate_hedge_two_population: {runs} simulated runs of {providers} bandit-Hedge "
+              f"providers (η = {g['eta']:g}, baseline {g['baseline']:g}) and a Hedge verifier (η_v = "
+              f"{g['verifier_eta']:g}, q_0 = {g['initial_rate']:g}), batches of {batch}")
+    return TwoPopulationPrediction(sim, None if eq is None else (eq[0], 1.0 - float(eq[1][0])), mf, far, source)
+
+
+def two_population_comparisons(batches: np.ndarray, prediction: TwoPopulationPrediction,
+                               equilibrium: tuple[float, float] | None, level: float = stats.DEFAULT_LEVEL,
+                               notes: list[str] | None = None) -> tuple[list[stats.Comparison], dict[str, Any]]:
+    """The observed per-window time averages of a run with adaptive verifiers against a prediction.
+
+    ``batches``: per batch (q_t, adaptive tasks, deviating ones) in log order (``settle.sampling_rate``
+    and the commits before it). Per window of batches (the prediction's edges): the task-weighted
+    mean sampling rate q̄_w and the deviation share t̄_w, each by :func:`stats.monte_carlo` against the
+    simulated runs. With ``equilibrium`` = (q°, t°) (the parameters file's mixed equilibrium): the
+    whole run's offsets q̄ − q° and t̄ − t° against the simulated offsets from the game's own
+    equilibrium (``prediction.equilibrium``), so a wrong (q°, t°) fails when the run can tell.
+    Not adjusted. Returns the comparisons and the report's data.
+    """
+    notes = [] if notes is None else notes
+    sim = prediction.runs
+    batches = np.asarray(batches, float).reshape(-1, 3)
+    nb = len(sim.path_rate)
+    if len(batches) != nb:
+        raise ValueError(f"the log has {len(batches)} batches with a sampling rate, the prediction {nb}")
+    q, n, dev = batches[:, 0], batches[:, 1], batches[:, 2]
+    comps: list[stats.Comparison] = []
+    rows = []
+    start = np.concatenate([[0], np.cumsum(n)])
+    for w in range(len(sim.edges) - 1):
+        a, b = int(sim.edges[w]), int(sim.edges[w + 1])
+        tasks = float(n[a:b].sum())
+        if tasks <= 0:
+            continue
+        qo, to = float((q[a:b] * n[a:b]).sum() / tasks), float(dev[a:b].sum() / tasks)
+        span = f"tasks {int(start[a])}–{int(start[b]) - 1}"
+        cq = stats.monte_carlo(f"sampling rate q̄, {span} (adaptive verifiers)", qo, sim.rate[w], level,
+                               note=prediction.source, n=int(tasks))
+        ct = stats.monte_carlo(f"deviation share t̄, {span} (adaptive providers)", to, sim.deviation[w], level,
+                               note=prediction.source, n=int(tasks))
+        comps += [cq, ct]
+        rows.append({"start": int(start[a]), "end": int(start[b]) - 1, "tasks": int(tasks),
+                     "rate": {"observed": qo, "predicted": cq.predicted, "interval": cq.interval},
+                     "deviation": {"observed": to, "predicted": ct.predicted, "interval": ct.interval}})
+    if len(rows) > 1:
+        obs_vec = [v for r in rows for v in (r["rate"]["observed"], r["deviation"]["observed"])]
+        sim_mat = np.stack([a for w in range(len(rows)) for a in (sim.rate[w], sim.deviation[w])], axis=1)
+        comps.append(stats.monte_carlo_joint(f"whole trajectory: q̄ and t̄ of all {len(rows)} windows jointly",
+                                             obs_vec, sim_mat, level, note=prediction.source,
+                                             n=int(n.sum())))
+    total = float(n.sum())
+    q_bar, t_bar = float((q * n).sum() / total), float(dev.sum() / total)
+    sim_d = None
+    geq = prediction.equilibrium
+    if geq is not None:
+        sim_d = np.hypot(sim.rate_total - geq[0], sim.deviation_total - geq[1])
+    horizons = [{"label": "this run", "tasks": int(sim.params["tasks"]), "eta": sim.params["eta"],
+                 "verifier_eta": sim.params["verifier_eta"], "observed": {"rate": q_bar, "deviation": t_bar},
+                 "predicted": _moments(sim, geq)}]
+    if equilibrium is not None:
+        qe, te = (float(v) for v in equilibrium)
+        horizons[0]["observed"]["distance"] = float(math.hypot(q_bar - qe, t_bar - te))
+        if geq is None:
+            notes.append("the game the dynamics runs has no mixed equilibrium with 0 < q < 1: the run's time "
+                         "averages are not compared with the parameters file's")
+        else:
+            assert sim_d is not None
+            comps.append(stats.monte_carlo(
+                f"whole run: q̄ − q° (q° = {qe:.6g}, the parameters file's mixed equilibrium)", q_bar - qe,
+                sim.rate_total - geq[0], level, n=int(total),
+                note=f"simulated: q̄ − q° with the game's q° = {geq[0]:.6g}; {prediction.source}"))
+            comps.append(stats.monte_carlo(
+                f"whole run: t̄ − t° (t° = {te:.6g}, the parameters file's mixed equilibrium)", t_bar - te,
+                sim.deviation_total - geq[1], level, n=int(total),
+                note=f"simulated: t̄ − t° with the game's t° = {geq[1]:.6g}; {prediction.source}"))
+    if prediction.longer is not None:
+        lg = prediction.longer
+        horizons.append({"label": f"{lg.params['tasks'] // max(1, sim.params['tasks'])}× longer (predicted)",
+                         "tasks": int(lg.params["tasks"]), "eta": lg.params["eta"],
+                         "verifier_eta": lg.params["verifier_eta"], "observed": None,
+                         "predicted": _moments(lg, geq)})
+    data = {"windows": rows, "equilibrium": None if equilibrium is None else list(map(float, equilibrium)),
+            "game_equilibrium": None if geq is None else list(map(float, geq)), "horizons": horizons,
+            "source": prediction.source, "runs": sim.runs}
+    return comps, data
+
+
+def read_rate_batches(db: str | Path) -> np.ndarray:
+    """Per batch of a run with adaptive verifiers: (q_t, commitments, deviating ones), from the event
+    log alone (a batch is the commits before the settle event that logs its ``sampling_rate``)."""
+    from reference_node import events
+
+    rows, n, dev = [], 0, 0
+    for e in events.iter_events(Path(db)):
+        if e["kind"] == "commit":
+            n += 1
+            dev += (e.get("action") or "unknown") != "honest"
+        elif e["kind"] == "settle" and e.get("sampling_rate") is not None:
+            rows.append((float(e["sampling_rate"]), n, dev))
+            n = dev = 0
+    return np.array(rows, float).reshape(-1, 3)
+
+
+def _moments(sim: Any, eq: tuple[float, float] | None) -> dict[str, Any]:
+    out = {"rate": float(sim.rate_total.mean()), "rate_sd": float(sim.rate_total.std(ddof=1)),
+           "deviation": float(sim.deviation_total.mean()), "deviation_sd": float(sim.deviation_total.std(ddof=1)),
+           "runs": sim.runs}
+    if eq is not None:
+        d = np.hypot(sim.rate_total - eq[0], sim.deviation_total - eq[1])
+        out.update({"distance": float(d.mean()), "distance_sd": float(d.std(ddof=1))})
+    return out
+
+
+def _file_equilibrium(preds: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(q°, t°) of the parameters file's first mixed equilibrium (t° = 1 − honest share), if any."""
+    for e in preds.get("mixed_equilibrium") or []:
+        try:
+            q = float(e["strategies"]["verifier"]["audit"])
+            t = 1.0 - float(e["strategies"]["provider"]["honest"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if 0.0 < q < 1.0:
+            return q, t
+    return None
+
+
+def _per_audit_comparisons(obs: _Observed, setup: _Setup, level: float) -> list[stats.Comparison]:
+    """Detection per audit of each action (q_t varies, so per task is no longer the file's d_j):
+    upheld resolves among the audited tasks of that action, exact binomial test against the file's
+    d_j/q (and f/q for honest false slashes), q the file's sampling rate."""
+    q = float(setup.doc["parameters"]["sampling_rate"])
+    preds = setup.predictions
+    out = []
+    per = obs.per_audit or {}
+    want = {"honest": ("honest: false slashes per audit", float(preds["honest"]["false_slash_per_task"]))}
+    for dev, p in preds["deviations"].items():
+        want[dev] = (f"{dev}: detection per audit", float(p["detection_per_task"]))
+    for action, (name, per_task) in want.items():
+        a = per.get(action)
+        if not a or not a["audits"]:
+            continue
+        out.append(stats.binomial(name, min(1.0, per_task / q), min(a["upheld"], a["audits"]), a["audits"], level))
+    return out
+
+
+def _nice_stake(amount: float) -> float:
+    """The smallest 1, 2 or 5 × 10^k at least ``amount``."""
+    k = 10.0 ** math.floor(math.log10(max(amount, 1e-12)))
+    return next(m * k for m in (1, 2, 5, 10) if m * k >= amount)
+
+
+def _validate_verifiers(adaptive: str | None, mode: str, mix: str | None, verifier_eta: float | None,
+                        adaptive_verifiers: bool) -> None:
+    if not adaptive_verifiers:
+        if verifier_eta is not None:
+            raise _bad("--verifier-eta", "--adaptive-verifiers (the verifiers' learning rate)", repr(verifier_eta))
+        return
+    if adaptive != "hedge":
+        raise _bad("--adaptive-verifiers", "--adaptive hedge (the two-population prediction simulates "
+                   "bandit-Hedge providers against a Hedge verifier)",
+                   "no --adaptive" if adaptive is None else f"--adaptive {adaptive}")
+    if mode != "inprocess":
+        raise _bad("--mode", "inprocess with --adaptive-verifiers (only the in-process network has a verifier "
+                   "learner)", repr(mode))
+    if mix is not None:
+        raise _bad("--mix", "no --mix with --adaptive-verifiers (every provider learns)", repr(mix))
+    if verifier_eta is not None and not (math.isfinite(verifier_eta) and verifier_eta > 0):
+        raise _bad("--verifier-eta", "a finite number > 0", repr(verifier_eta))
+
+
+def _run_two_population(sc: Scenario, params: str | Path | dict | None, *, tasks: int, providers: int, seed: int,
+                        level: float, out: Path, verifiers: int, windows: int, eta: float | None,
+                        verifier_eta: float | None, simulations: int, batch: int | None, plots: bool,
+                        events_jsonl: bool, progress: Callable[[int], None] | None,
+                        changes: Mapping[str, Any] | None) -> ExperimentResult:
+    from reference_node.strategies import VerifierHedge
+
+    setup = _setup(sc, params, out, changes)
+    q0 = float(setup.doc["parameters"]["sampling_rate"])
+    if not 0.0 < q0 < 1.0:
+        raise _bad("--adaptive-verifiers", "a sampling rate in force strictly between 0 and 1 (the verifiers' "
+                   "initial q)", repr(q0))
+    batch = batch or max(providers, min(512, 32 * providers))
+    nb = -(-tasks // batch)
+    if nb < windows:
+        raise _bad("--tasks", f"at least {windows} batches of {batch} tasks ({windows * batch}) for {windows} "
+                   "windows", repr(tasks))
+    m = 2 * windows + 3 + 1 + len(setup.predictions["deviations"])
+    runs = max(simulations, math.ceil(4 * m / (1.0 - level)))  # so that the Holm-adjusted tests can fail
+    t0 = time.perf_counter()
+    pred = predict_two_population(setup.scenario, providers=providers, tasks=tasks, batch=batch, windows=windows,
+                                  runs=runs, seed=[seed, 7919, 2], eta=eta, verifier_eta=verifier_eta,
+                                  initial_rate=q0)
+    g = pred.runs.params
+    notes: list[str] = []
+    # the model assumes full slashes: the stake must outlast the most slashed provider
+    L = float(setup.node.slash)
+    need = L * (float(pred.runs.slashes.max()) * 1.5 + 1.0)
+    if setup.node.minimum_stake < need:
+        if params is not None:
+            raise _bad("--params", f"minimum_stake ≥ {need:g} for --adaptive-verifiers (the simulated runs "
+                       f"slash one provider up to {int(pred.runs.slashes.max())} times L = {L:g}; a capped "
+                       "slash leaves the model)", repr(setup.node.minimum_stake))
+        stake = _nice_stake(need)
+        notes.append(f"stake raised from {setup.node.minimum_stake:g} to {stake:g}: the simulated runs slash one "
+                     f"provider up to {int(pred.runs.slashes.max())} times L = {L:g}, and the predictions assume "
+                     "no slash is capped (the audit game's equilibrium does not depend on the stake)")
+        setup = _setup(sc, None, out, {**dict(changes or {}), "stake.total": stake})
+    g_setup = two_population_setup(setup.scenario, providers, tasks, g["eta"], g["verifier_eta"], q0)
+    spec = f"hedge:{g['eta']:.6g}:{g['baseline']:.6g}"
+    specs = [spec] * providers
+    learner = VerifierHedge(list(g_setup["rows"]), g_setup["B"].tolist(), g["verifier_eta"], q0)
+    db, workload = _run_network(setup, specs, tasks, verifiers, seed, "inprocess", out, batch, progress, learner)
+    obs = _read_log(db, specs, {spec}, 1, 0, rates=True)
+    assert obs.batches is not None
+    comps = _per_audit_comparisons(obs, setup, level)
+    file_eq = _file_equilibrium(setup.predictions)
+    if file_eq is None:
+        notes.append("the parameters file predicts no mixed equilibrium with 0 < q < 1: the time averages are "
+                     "compared with the dynamics only")
+    if int(obs.batches[:, 1].sum()) != tasks:
+        notes.append(f"the log holds {int(obs.batches[:, 1].sum())} commitments in batches with a sampling rate, "
+                     f"not {tasks}: the run left the simulated process (refused commits?)")
+    c2, data = two_population_comparisons(obs.batches, pred, file_eq, level, notes)
+    comps += c2
+    if obs.capped:
+        notes.append(f"{obs.capped} slash(es) were capped at the remaining stake: the prediction assumes full slashes")
+    notes.append("time averages: q̄ weights each batch's q_t by its tasks; t̄ is the share of deviating actions; "
+                 "the prediction is the Monte Carlo of the network's own process (the mean-field path, with the "
+                 "expected increments, is shown in the plot: bandit noise keeps the deviation share well above it)")
+    data.update({"eta": g["eta"], "verifier_eta": g["verifier_eta"], "initial_rate": q0, "batch": batch,
+                 "providers": providers,
+                 "step_sizes": ("η " + ("dynamics.hedge_step_sizes" if eta is None else "given") + ", η_v "
+                                + ("dynamics.hedge_step_sizes" if verifier_eta is None else "given"))})
+    adjusted = stats.adjust(comps, "holm", level)
+    run = {"params": str(params) if params is not None and not isinstance(params, dict) else "exported",
+           "params_file": str(setup.params_path), "mode": "inprocess", "seed": seed, "level": level,
+           "tasks": tasks, "providers": providers, "verifiers": verifiers, "mix": {spec: providers},
+           "adaptive": {"rule": "hedge", "eta": g["eta"], "baseline": g["baseline"]},
+           "adaptive_verifiers": {"rule": "hedge", "verifier_eta": g["verifier_eta"], "initial_rate": q0},
+           "batch": batch, "workload": workload, "simulations": runs, "seconds": time.perf_counter() - t0,
+           "scenario_sha256": sc.sha256}
+    observed = {"totals": obs.summary["totals"], "by_action": obs.by_action, "per_audit": obs.per_audit,
+                "time_averages": data["horizons"][0]["observed"]}
+    result = ExperimentResult(sc.name, out, adjusted, run, observed, notes, verifiers=data)
+    if events_jsonl:
+        from reference_node import events
+
+        events.export_jsonl(db, out / "events.jsonl")
+    if plots:
+        result.plots.append(_plot_two_population(obs.batches, pred, data, out / "verifiers.png"))
+    _write(result, out)
+    return result
+
+
+def _verifiers_markdown(v: dict[str, Any]) -> list[str]:
+    lines = ["## Adaptive verifiers: time averages by window", "",
+             f"Providers: bandit Hedge η = {v.get('eta', math.nan):g}; verifiers: Hedge η_v = "
+             f"{v.get('verifier_eta', math.nan):g} from q_0 = {v.get('initial_rate', math.nan):g} "
+             f"({v.get('step_sizes', '')}); predicted by {v['runs']} simulated runs.", "",
+             "| tasks | q̄ observed | q̄ predicted | 99% range | t̄ observed | t̄ predicted | 99% range |",
+             "|---|---|---|---|---|---|---|"]
+    for r in v["windows"]:
+        a, b = r["rate"], r["deviation"]
+        lines.append(f"| {r['start']}–{r['end']} | {a['observed']:.4g} | {a['predicted']:.4g} | "
+                     f"[{a['interval'][0]:.4g}, {a['interval'][1]:.4g}] | {b['observed']:.4g} | "
+                     f"{b['predicted']:.4g} | [{b['interval'][0]:.4g}, {b['interval'][1]:.4g}] |")
+    lines.append("")
+    eq, geq = v.get("equilibrium"), v.get("game_equilibrium")
+    lines += ["## Approach to the mixed equilibrium", ""]
+    if eq is not None:
+        lines.append(f"Mixed equilibrium (parameters file): q° = {eq[0]:.6g}, t° = {eq[1]:.6g}"
+                     + (f" (the game the dynamics runs: {geq[0]:.6g}, {geq[1]:.6g})" if geq else "") + ". "
+                     "Distance: √((q̄ − q°)² + (t̄ − t°)²) of the whole run's time averages.")
+    lines += ["", "| horizon | tasks | η | η_v | q̄ | t̄ | distance to (q°, t°) |", "|---|---|---|---|---|---|---|"]
+    for h in v["horizons"]:
+        p = h["predicted"]
+        dist = f"{p['distance']:.4g} ± {p['distance_sd']:.2g}" if "distance" in p else ""
+        lines.append(f"| {h['label']}, predicted | {h['tasks']} | {h['eta']:.4g} | {h['verifier_eta']:.4g} | "
+                     f"{p['rate']:.4g} ± {p['rate_sd']:.2g} | {p['deviation']:.4g} ± {p['deviation_sd']:.2g} | "
+                     f"{dist} |")
+        o = h.get("observed")
+        if o:
+            d = f"{o['distance']:.4g}" if "distance" in o else ""
+            lines.append(f"| {h['label']}, observed | {h['tasks']} | | | {o['rate']:.4g} | {o['deviation']:.4g} | {d} |")
+    lines += ["", "(± one standard deviation over the simulated runs.)", ""]
+    return lines
+
+
+# --------------------------------------------------------------------------------------
 # Plots
 # --------------------------------------------------------------------------------------
 
@@ -691,6 +1098,71 @@ def _plot_learning(traj: dict[str, Any], path: Path) -> str:
     ax.set_ylabel("honest share")
     ax.set_title(f"{traj['spec']} at q = {traj['sampling_rate']:.4g}")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def _plot_two_population(batches: np.ndarray, pred: TwoPopulationPrediction, data: dict[str, Any],
+                         path: Path) -> str:
+    """Left: the (q, deviation share) trajectory, observed against predicted, the mixed equilibrium
+    marked. Right: the running time averages q̄ and t̄ against the tasks, with the equilibrium."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sim = pred.runs
+    q, n, dev = (np.asarray(batches, float)[:, i] for i in range(3))
+    nb = len(q)
+    k = max(1, nb // 100)  # smoothing: batches per point of the drawn trajectories
+
+    def smooth(v):
+        c = np.convolve(v, np.ones(k) / k, mode="valid")
+        return c if len(c) else v
+
+    share = dev / np.maximum(n, 1.0)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.8))
+    ax.plot(smooth(sim.path_rate), smooth(sim.path_deviation), "k-", lw=1.2, label="predicted mean path (Monte Carlo)")
+    mf = pred.mean_field
+    ax.plot(mf["sampling_rate"], mf["deviation"], "k:", lw=0.8, label="mean-field path (expected increments)")
+    ax.plot(smooth(q), smooth(share), "-", color="C0", lw=1, alpha=0.7,
+            label=f"observed (batches{f', mean of {k}' if k > 1 else ''})")
+    for i, r in enumerate(data["windows"]):
+        a, b = r["rate"], r["deviation"]
+        ax.errorbar([a["predicted"]], [b["predicted"]],
+                    xerr=[[a["predicted"] - a["interval"][0]], [a["interval"][1] - a["predicted"]]],
+                    yerr=[[b["predicted"] - b["interval"][0]], [b["interval"][1] - b["predicted"]]],
+                    fmt="s", color="0.5", ms=4, capsize=2, lw=0.8,
+                    label="predicted window mean, 99% range" if i == 0 else None)
+        ax.plot([a["observed"]], [b["observed"]], "o", color="C0", ms=5,
+                label="observed window mean" if i == 0 else None)
+        ax.annotate(str(i + 1), (a["observed"], b["observed"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    eq = data.get("equilibrium") or data.get("game_equilibrium")
+    if eq:
+        ax.plot([eq[0]], [eq[1]], "*", color="C3", ms=14, label=f"mixed equilibrium ({eq[0]:.3g}, {eq[1]:.3g})")
+    ax.set_xscale("log")
+    ax.set_xlabel("sampling rate q_t (log scale)")
+    ax.set_ylabel("deviation share")
+    ax.set_title("trajectory")
+    ax.legend(fontsize=7)
+    # running time averages
+    cum_n = np.cumsum(n)
+    bx.plot(cum_n, np.cumsum(q * n) / cum_n, color="C0", label="observed q̄")
+    bx.plot(cum_n, np.cumsum(dev) / cum_n, color="C1", label="observed t̄")
+    sizes = np.diff(np.concatenate([[0], cum_n]))
+    pq = np.cumsum(sim.path_rate * sizes) / cum_n
+    pd_ = np.cumsum(sim.path_deviation * sizes) / cum_n
+    bx.plot(cum_n, pq, "--", color="C0", lw=1, label="predicted mean q̄")
+    bx.plot(cum_n, pd_, "--", color="C1", lw=1, label="predicted mean t̄")
+    if eq:
+        bx.axhline(eq[0], color="C0", ls=":", lw=1, label="q°")
+        bx.axhline(eq[1], color="C1", ls=":", lw=1, label="t°")
+    bx.set_xlabel("tasks")
+    bx.set_ylabel("time average")
+    bx.set_title("running time averages")
+    bx.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -768,19 +1240,31 @@ def run_experiment(scenario: Scenario | str | Path, params: str | Path | dict | 
                    out: str | Path | None = None, verifiers: int = 2, windows: int = 10,
                    eta: float | None = None, precision: float | None = None, gamma: float = DEFAULT_GAMMA,
                    simulations: int = 400, batch: int | None = None, plots: bool = True, events_jsonl: bool = True,
-                   progress: Callable[[int], None] | None = None, _changes: Mapping[str, Any] | None = None,
+                   progress: Callable[[int], None] | None = None, adaptive_verifiers: bool = False,
+                   verifier_eta: float | None = None, _changes: Mapping[str, Any] | None = None,
                    _out_ready: bool = False) -> ExperimentResult:
     """Run the reference network with the scenario's parameters and compare every prediction.
 
     ``params``: a deployment-parameters file (or document) to use instead of exporting the
     scenario; its ``predictions`` are the ones tested. ``mix``: ``honest=6,weaker-model=2,...``
     (``adaptive=N`` places N adaptive providers); ``adaptive``: ``hedge`` | ``regret`` | ``logit``
-    (all providers adaptive unless ``mix`` says otherwise). Bad input raises
-    :class:`~mira_theory.scenario.ScenarioError` naming the option.
+    (all providers adaptive unless ``mix`` says otherwise). ``adaptive_verifiers`` (with
+    ``adaptive="hedge"``, no ``mix``, in-process): the verifiers' common sampling rate is learned
+    too (``reference_node.strategies.VerifierHedge``, learning rate ``verifier_eta``); the
+    per-window time averages of q_t and of the deviation share are compared with simulated runs
+    of the same process and the whole run's with the mixed equilibrium (module docstring). Bad
+    input raises :class:`~mira_theory.scenario.ScenarioError` naming the option.
     """
     sc = _load_scenario(scenario)
     _check_game(sc)
     _validate(tasks, providers, verifiers, mode, adaptive, level, windows)
+    _validate_verifiers(adaptive, mode, mix, verifier_eta, adaptive_verifiers)
+    if adaptive_verifiers:
+        out = Path(out) if _out_ready else _prepare_out(out, sc, seed, "experiment")
+        return _run_two_population(sc, params, tasks=tasks, providers=providers, seed=seed, level=level, out=out,
+                                   verifiers=verifiers, windows=windows, eta=eta, verifier_eta=verifier_eta,
+                                   simulations=simulations, batch=batch, plots=plots, events_jsonl=events_jsonl,
+                                   progress=progress, changes=_changes)
     if mix is None and adaptive is None:
         devs = [d.name for d in sc.deviations]
         mix = _default_mix(providers, devs)

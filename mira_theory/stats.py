@@ -32,6 +32,20 @@ Tests
 - :func:`mean_payoff` — a mean (payoff per task) from samples or from (Σx, Σx², n):
   Student t interval x̄ ± t_{n−1, 1−α/2}·s/√n and the two-sided one-sample t test
   T = (x̄ − μ₀)/(s/√n) (CLT: valid for large n whatever the payoff distribution).
+- :func:`monte_carlo` — an observed statistic (a time average of one run, not a count)
+  against R simulated runs of the process that is predicted to have produced it: the
+  two-sided Monte Carlo p-value p = min(1, 2·min(1 + #{s_r ≤ x}, 1 + #{s_r ≥ x})/(R + 1)),
+  exact under the prediction because the observed run and the simulated ones are then
+  exchangeable (Davison & Hinkley 1997, eq. 4.11, both tails; ties count against the
+  prediction). Interval: the central ``level`` range of the simulated values, where the
+  observation is predicted to fall. The smallest attainable p is 2/(R + 1): with m comparisons
+  corrected by Holm, R must exceed 2m/α for the test to be able to fail (choose R ≥ 4m/α).
+- :func:`monte_carlo_joint` — several observed statistics at once (a run's whole trajectory)
+  against R simulated runs: pool the observed vector with the simulated ones, replace each
+  coordinate by the normal score Φ⁻¹((mid-rank − ½)/(R + 1)) of its rank in the pool (robust to
+  skewed, bounded statistics), and take S = Σ z² per member; p = (1 + #{S_r ≥ S_obs})/(R + 1),
+  exact under the prediction by exchangeability. One test for the whole trajectory: more power
+  than the per-coordinate tests against a misfit spread over many coordinates.
 - :func:`adjust` — multiple comparisons over a report: Holm (1979) step-down by default,
   p̃_(i) = max_{j ≤ i} min(1, (m − j + 1)·p_(j)) over the ascending p-values; or Bonferroni
   p̃ = min(1, m·p). A comparison passes iff p̃ > α; this controls the family-wise error rate
@@ -147,6 +161,52 @@ def predictive(quantity: str, predicted_mean: float, predicted_sd: float, succes
     return Comparison(quantity, m, share, clopper_pearson(x, n, level),
                       f"normal predictive test, z = {z:.3g}, predictive sd {s:.3g}", level, p,
                       p > _alpha(level), n, note=note)
+
+
+def monte_carlo(quantity: str, observed: float, simulated: Any, level: float = DEFAULT_LEVEL,
+                note: str = "", n: int | None = None) -> Comparison:
+    """Two-sided Monte Carlo test of an observed value against simulated draws of it (see the
+    module docstring); ``predicted`` is the simulated mean, ``interval`` the simulated central
+    ``level`` range, ``n`` the observation's sample size if given (else the simulated runs)."""
+    sims = np.asarray(simulated, float).ravel()
+    sims = sims[np.isfinite(sims)]
+    if sims.size < 2:
+        raise ValueError(f"{quantity}: need at least 2 simulated values, got {sims.size}")
+    x = float(observed)
+    if not math.isfinite(x):
+        raise ValueError(f"{quantity}: observed value must be finite, got {observed!r}")
+    R = sims.size
+    below, above = int((sims <= x).sum()), int((sims >= x).sum())
+    p = min(1.0, 2.0 * (1 + min(below, above)) / (R + 1))
+    a = _alpha(level)
+    lo, hi = (float(v) for v in np.quantile(sims, [a / 2.0, 1.0 - a / 2.0]))
+    return Comparison(quantity, float(sims.mean()), x, (lo, hi),
+                      f"Monte Carlo test (two-sided rank p-value among {R} simulated runs; interval: their "
+                      f"central {level:g} range)", level, p, p > a, R if n is None else int(n), note=note)
+
+
+def monte_carlo_joint(quantity: str, observed: Any, simulated: Any, level: float = DEFAULT_LEVEL,
+                      note: str = "", n: int | None = None) -> Comparison:
+    """One-sided Monte Carlo omnibus test of an observed vector against simulated vectors
+    (``simulated``: R × d), by rank-normal scores (see the module docstring). ``predicted`` is the
+    simulated mean of S, ``observed`` the observed S, ``interval`` (0, the simulated ``level``
+    quantile of S)."""
+    x = np.asarray(observed, float).ravel()
+    sims = np.asarray(simulated, float)
+    if sims.ndim != 2 or sims.shape[1] != x.size or sims.shape[0] < 2:
+        raise ValueError(f"{quantity}: simulated must be R × {x.size} with R ≥ 2, got {sims.shape}")
+    if not np.all(np.isfinite(x)) or not np.all(np.isfinite(sims)):
+        raise ValueError(f"{quantity}: observed and simulated values must be finite")
+    pool = np.vstack([x, sims])
+    R = sims.shape[0]
+    ranks = stats.rankdata(pool, axis=0)  # mid-ranks
+    z = stats.norm.ppf((ranks - 0.5) / (R + 1))
+    S = (z ** 2).sum(axis=1)
+    p = float((1 + (S[1:] >= S[0]).sum()) / (R + 1))
+    a = _alpha(level)
+    return Comparison(quantity, float(S[1:].mean()), float(S[0]), (0.0, float(np.quantile(S[1:], level))),
+                      f"Monte Carlo omnibus test (Σ z² of rank-normal scores of {x.size} statistics among "
+                      f"{R} simulated runs; one-sided)", level, p, p > a, R if n is None else int(n), note=note)
 
 
 def zero_event(quantity: str, events: int, trials: int, level: float = DEFAULT_LEVEL,

@@ -10,6 +10,7 @@ Hand values for models/default.toml (R = 1, c_h = 0.4, L = 20, α = β = r = 0, 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -339,3 +340,148 @@ def test_resolvable_interval(default):
     more = dy.resolvable_interval(default, precision=50.0, tasks=100_000)
     assert sharper.width < iv.width and more.width < iv.width
     assert sharper.lower < Q_STAR < sharper.upper
+
+
+# ---------------------------------------------------------------------------------------
+# two learning populations as the network runs them (section 5)
+# ---------------------------------------------------------------------------------------
+
+# the default game typed by hand (module docstring): rows honest, weaker-model, random-output;
+# columns audit, no-audit; a flagged task pays A[i, no-audit] − (L + R) = A[i, no-audit] − 21
+HAND_A = np.array([[0.6, 0.6], [0.9 - 6.3, 0.9], [1.0 - 21.0, 1.0]])
+HAND_B = np.array([[-0.4, 0.0], [-1.5 + 4.1, -1.5], [-5.0 + 14.6, -5.0]])
+HAND_FLAG = np.array([0.0, 0.3, 1.0])
+
+
+def test_round_robin_batches_and_windows():
+    assert dy.round_robin(0, 10, 4).tolist() == [3, 3, 2, 2]  # tasks 0..9: providers 0,1,2,3,0,1,2,3,0,1
+    assert dy.round_robin(5, 4, 4).tolist() == [1, 1, 1, 1]  # tasks 5..8: providers 1,2,3,0
+    assert dy.round_robin(6, 3, 4).tolist() == [1, 0, 1, 1]  # tasks 6, 7, 8: providers 2, 3, 0
+    assert dy.batch_sizes(10, 4).tolist() == [4, 4, 2] and dy.batch_sizes(8, 4).tolist() == [4, 4]
+    assert dy.window_edges(10, 3).tolist() == [0, 3, 6, 10]
+    with pytest.raises(ValueError):
+        dy.window_edges(2, 3)
+
+
+def test_mixed_equilibrium_and_default_step_sizes_by_hand(game):
+    A, B, _ = game
+    q, x = dy.mixed_equilibrium(A, B)
+    assert q == pytest.approx(NASH_Q) and x == pytest.approx(NASH_X)
+    # V = Σ over the equilibrium's strategies (honest, weaker-model) of E[(r − b)²] at q° = 1/21, b = 1:
+    # honest r = 0.6 always; weaker-model r = 0.9, or 0.9 − 21 when flagged (probability 0.3·q°)
+    p = 0.3 / 21
+    V = 0.4 ** 2 + (1 - p) * 0.1 ** 2 + p * 21.1 ** 2
+    eta, eta_v = dy.hedge_step_sizes(A, B, HAND_FLAG, 21.0, providers=8, tasks=80_000)
+    assert eta == pytest.approx(math.sqrt(2 * math.log(3) / (V * 10_000)))
+    assert eta_v == pytest.approx(math.sqrt(8 * math.log(2) / 80_000) / 14.6)
+
+
+def _first_batch_by_enumeration(q0, eta, eta_v, b=1.0, S=21.0):
+    """E[q_1] and E[honest share of one provider after batch 1], two providers with two tasks each.
+
+    Written out from the process description: each provider plays its two tasks from x0 = (1/3, 1/3, 1/3);
+    a task with action i is flagged with probability q0·flag_i; its log-weights move by
+    η·Σ (r − b)/x0_i; the verifier's by η_v·Σ_tasks B[action]."""
+    outcomes = []  # (probability, counts, honest share after the batch) of one provider
+    for c in itertools.product(range(3), repeat=2):  # the two actions, in order
+        counts = np.bincount(c, minlength=3)
+        for flags in itertools.product(*(range(k + 1) for k in counts)):
+            pr = (1 / 3) ** 2
+            for i, (k, f) in enumerate(zip(counts, flags)):
+                pf = q0 * HAND_FLAG[i]
+                pr *= math.comb(k, f) * pf ** f * (1 - pf) ** (k - f)
+            z = eta * (counts * (HAND_A[:, 1] - b) - np.array(flags) * S) / (1 / 3)
+            outcomes.append((pr, counts, hand_softmax(z)[0]))
+    assert sum(o[0] for o in outcomes) == pytest.approx(1.0)
+    e_honest = sum(p * h for p, _, h in outcomes)
+    e_q = 0.0
+    for p1, c1, _ in outcomes:
+        for p2, c2, _ in outcomes:
+            zv = np.log([q0, 1 - q0]) + eta_v * ((c1 + c2) @ HAND_B)
+            e_q += p1 * p2 * hand_softmax(zv)[0]
+    return e_q, e_honest
+
+
+def test_two_population_monte_carlo_first_batch_matches_enumeration():
+    q0, eta, eta_v = 0.3, 0.05, 0.02
+    e_q, e_honest = _first_batch_by_enumeration(q0, eta, eta_v)
+    runs = 200_000
+    sim = dy.simulate_hedge_two_population(HAND_A, HAND_B, eta=eta, verifier_eta=eta_v, providers=2, tasks=8,
+                                           batch=4, initial_rate=q0, flag_probability=HAND_FLAG, slash_cost=21.0,
+                                           runs=runs, windows=2, seed=5)
+    assert np.all(sim.rate[0] == q0)  # the first batch runs at q_0
+    assert sim.deviation[0].mean() == pytest.approx(2 / 3, abs=4 * math.sqrt(2 / 9 / 4 / runs))
+    se_q = sim.rate[1].std() / math.sqrt(runs)
+    assert abs(sim.rate[1].mean() - e_q) < 4 * se_q
+    se_t = sim.deviation[1].std() / math.sqrt(runs)
+    assert abs(sim.deviation[1].mean() - (1 - e_honest)) < 4 * se_t
+    # the enumeration is far from the first-order answer, so the check can fail
+    assert abs(e_q - q0) > 20 * se_q
+
+
+def _hamiltonian(q, t, r):
+    """The constant of motion of ṫ = t(1 − t)·6.3(q* − q), q̇ = q(1 − q)·r·4.5(t − t*) (2 × 2 sub-game
+    honest / weaker-model, derived by hand: d/dτ[t* ln t + (1 − t*) ln(1 − t)] = (t* − t)·6.3(q* − q) and
+    d/dτ[q* ln q + (1 − q*) ln(1 − q)] = (q* − q)·r·4.5(t − t*), so this weighted sum has zero derivative)."""
+    qs, ts = 0.3 / 6.3, 0.4 / 4.5
+    return (r * 4.5 * (ts * np.log(t) + (1 - ts) * np.log(1 - t))
+            + 6.3 * (qs * np.log(q) + (1 - qs) * np.log(1 - q)))
+
+
+def test_two_by_two_replicator_conserves_its_constant_of_motion_and_averages_to_the_equilibrium():
+    A2, B2, r = HAND_A[:2], HAND_B[:2], 0.5  # verifier at half the provider's speed
+    df = dy.replicator((A2, r * B2), ([0.85, 0.15], [0.08, 0.92]), t_max=300.0, points=60_001)
+    q, t = df["verifier:audit"].to_numpy(), df["s1"].to_numpy()
+    H = _hamiltonian(q, t, r)
+    assert np.abs(H - H[0]).max() < 1e-7
+    assert q.max() - q.min() > 0.05  # a real cycle, not a point
+    # whole periods: between the first and the last upward crossing of t = t*
+    ts = 0.4 / 4.5
+    up = np.flatnonzero((t[:-1] < ts) & (t[1:] >= ts))
+    assert len(up) >= 3
+    a, b = up[0], up[-1]
+    time = df["time"].to_numpy()
+    span = time[b] - time[a]
+    assert np.trapezoid(q[a:b + 1], time[a:b + 1]) / span == pytest.approx(0.3 / 6.3, abs=2e-5)
+    assert np.trapezoid(t[a:b + 1], time[a:b + 1]) / span == pytest.approx(ts, abs=2e-5)
+    # over the whole run, which ends mid-cycle, the average is visibly off: whole cycles matter
+    assert abs(np.trapezoid(q, time) / time[-1] - 0.3 / 6.3) > 1e-4
+
+
+def test_discrete_hedge_drifts_outward_at_rate_eta():
+    """Simultaneous Hedge steps decrease the constant of motion, a weighted −KL(equilibrium ‖ state) up to a
+    constant: they spiral away from the interior equilibrium (Bailey & Piliouras 2018), by O(η) over a
+    fixed continuous time."""
+    A2, B2, r = HAND_A[:2], HAND_B[:2], 0.5
+    init = ([0.85, 0.15], [0.1, 0.9])
+    growth = []
+    for eta in (0.004, 0.002):
+        xs, ys = dy.hedge_path_two(A2, B2, eta, int(20 / eta), init, verifier_eta=r * eta)
+        H = _hamiltonian(ys[:, 0], xs[:, 1], r)
+        assert np.all(np.diff(H) < 1e-12)
+        growth.append(H[0] - H[-1])
+    assert growth[0] > 0 and 1.6 < growth[0] / growth[1] < 2.5
+
+
+def test_batch_mean_field_is_the_replicator_with_speeds():
+    """One task per provider per batch: the mean field is Hedge with steps η (providers) and η_v·P
+    (verifier, per batch), i.e. the replicator of (A, (η_v·P/η)·B) at time η·batches."""
+    P, eta, eta_v, n = 4, 1e-3, 2e-5, 20_000
+    mf = dy.hedge_two_population_mean_field(HAND_A, HAND_B, eta=eta, verifier_eta=eta_v, providers=P,
+                                            tasks=P * n, batch=P, initial_rate=0.3)
+    rep = dy.replicator((HAND_A, (eta_v * P / eta) * HAND_B), (None, [0.3, 0.7]), t_max=eta * n, points=n + 1)
+    for k in (n // 4, n // 2, n - 1):
+        assert mf["sampling_rate"].iloc[k] == pytest.approx(rep["verifier:audit"].iloc[k], abs=5e-3)
+        assert mf["deviation"].iloc[k] == pytest.approx(1 - rep["s0"].iloc[k], abs=5e-3)
+
+
+def test_two_population_time_averages_approach_the_mixed_equilibrium():
+    """With the default step sizes the simulated time averages approach (q°, t°) like 1/√T."""
+    dist = []
+    for T in (125_000, 1_000_000):
+        eta, eta_v = dy.hedge_step_sizes(HAND_A, HAND_B, HAND_FLAG, 21.0, 8, T, sampling_rate=0.05)
+        sim = dy.simulate_hedge_two_population(HAND_A, HAND_B, eta=eta, verifier_eta=eta_v, providers=8, tasks=T,
+                                               batch=256, initial_rate=0.05, flag_probability=HAND_FLAG,
+                                               slash_cost=21.0, runs=6, seed=3)
+        dist.append(np.hypot(sim.rate_total - 1 / 21, sim.deviation_total - 4 / 45).mean())
+    assert dist[1] < 0.025 and dist[1] < 0.6 * dist[0], dist  # 1/√8 ≈ 0.35

@@ -226,3 +226,54 @@ def test_predictive_by_hand():
     assert not c.passed  # 0.0455 < 0.05
     assert st.predictive("share", 0.5, 0.05, 60, 100, level=0.99).passed  # > 0.01
     assert st.predictive("share", 0.6, 0.0, 60, 100).p_value == 1.0  # exact agreement, zero spread
+
+
+# ---------------------------------------------------------------------------------------
+# Monte Carlo tests against simulated runs
+# ---------------------------------------------------------------------------------------
+
+def test_monte_carlo_p_value_by_hand():
+    sims = np.arange(1, 100)  # 1..99
+    c = st.monte_carlo("x", 50.0, sims)
+    # 50 values ≤ 50 and 50 ≥ 50: p = 2·(1 + 50)/100 > 1 → 1
+    assert c.p_value == 1.0 and c.passed and c.predicted == pytest.approx(50.0)
+    c = st.monte_carlo("x", 10.5, sims)  # 10 below: p = 2·11/100
+    assert c.p_value == pytest.approx(0.22)
+    c = st.monte_carlo("x", 1000.0, sims, level=0.95)  # beyond every simulated run: the smallest p, 2/(R + 1)
+    assert c.p_value == pytest.approx(0.02) and c.passed is False
+    assert c.interval == pytest.approx(tuple(np.quantile(sims, [0.025, 0.975])))
+    with pytest.raises(ValueError):
+        st.monte_carlo("x", math.nan, sims)
+
+
+def test_monte_carlo_tests_are_valid_and_can_fail():
+    rng = np.random.default_rng(4)
+    R, trials = 199, 600
+    p_single, p_joint, p_joint_shifted = [], [], []
+    for _ in range(trials):
+        sims = rng.gamma(2.0, 1.0, size=(R, 3))  # skewed, like a time-averaged rate
+        obs = rng.gamma(2.0, 1.0, size=3)
+        p_single.append(st.monte_carlo("x", obs[0], sims[:, 0]).p_value)
+        p_joint.append(st.monte_carlo_joint("x", obs, sims).p_value)
+        p_joint_shifted.append(st.monte_carlo_joint("x", obs + 5.0, sims).p_value)
+    # under the prediction: P(p ≤ a) ≤ a (exact up to ties and the binomial noise of 600 trials)
+    for a in (0.05, 0.2):
+        assert np.mean(np.array(p_single) <= a) < a + 3 * math.sqrt(a / trials)
+        assert np.mean(np.array(p_joint) <= a) < a + 3 * math.sqrt(a / trials)
+    assert np.mean(np.array(p_joint) <= 0.5) > 0.4  # not conservative to uselessness
+    assert np.mean(np.array(p_joint_shifted) <= 0.05) > 0.9
+
+
+def test_monte_carlo_joint_by_hand():
+    sims = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
+    # pooled ranks 1..4 have normal scores ∓Φ⁻¹(7/8) ≈ ∓1.150, ∓Φ⁻¹(5/8) ≈ ∓0.319
+    c = st.monte_carlo_joint("x", [3.0, 3.0], sims)
+    # observed: ranks (4, 4), S = 2·1.150²; the simulated run (0, 0) has ranks (1, 1), the same S: p = 2/4
+    assert c.observed == pytest.approx(2 * sps.norm.ppf(7 / 8) ** 2)
+    assert c.p_value == pytest.approx(0.5)
+    c = st.monte_carlo_joint("x", [3.0, 0.5], sims)
+    # observed ranks (4, 2): S = 1.150² + 0.319²; simulated (0,0): (1,1) → 2·1.150²; (1,1): (2,3) → 2·0.319²;
+    # (2,2): (3,4) → 0.319² + 1.150² (a tie): two simulated S ≥ the observed one, p = 3/4
+    assert c.p_value == pytest.approx(0.75)
+    with pytest.raises(ValueError):
+        st.monte_carlo_joint("x", [1.0], sims)
