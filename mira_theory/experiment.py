@@ -122,6 +122,7 @@ class ExperimentResult:
     threshold: dict[str, Any] | None = None
     plots: list[str] = field(default_factory=list)
     verifiers: dict[str, Any] | None = None  # --adaptive-verifiers: windows, equilibrium, horizons
+    prediction: Any = field(default=None, repr=False, compare=False)  # TwoPopulationPrediction (not serialized)
 
     @property
     def passed(self) -> bool:
@@ -999,7 +1000,7 @@ def _run_two_population(sc: Scenario, params: str | Path | dict | None, *, tasks
            "scenario_sha256": sc.sha256}
     observed = {"totals": obs.summary["totals"], "by_action": obs.by_action, "per_audit": obs.per_audit,
                 "time_averages": data["horizons"][0]["observed"]}
-    result = ExperimentResult(sc.name, out, adjusted, run, observed, notes, verifiers=data)
+    result = ExperimentResult(sc.name, out, adjusted, run, observed, notes, verifiers=data, prediction=pred)
     if events_jsonl:
         from reference_node import events
 
