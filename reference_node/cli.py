@@ -9,6 +9,16 @@
     mira-node client   --params p.json --provider URL [--provider URL ...] --tasks N
     mira-node calibrate SCENARIO.toml -o OUT.toml [--name NAME] [--seed S]
 
+The consensus game (a params file exported from a consensus scenario):
+
+    mira-node up --params c.json --nodes 10 --claims 2000 --out runs/NAME
+                 [--mix honest=9,random-guess=1] [--models seeded|digits] [--withhold node-3=0.5]
+                 [--batch 64] [--inflight 4] [--timeout 10] [--seed S] [--inprocess] [--quiet]
+    mira-node ledger         --params c.json --db ledger.sqlite      (serves the CommitteeLedger)
+    mira-node committee-node --params c.json --ledger URL --id node-0 --index 0 [--strategy honest]
+                             [--models seeded|digits] [--stake X] [--withhold P]
+    mira-node committee-client --params c.json --ledger URL --node URL [--node URL ...] --claims N
+
 Bad input (params file, options) exits 2 with a message naming what is wrong; no traceback.
 """
 
@@ -51,7 +61,18 @@ def _progress(total: int, quiet: bool, desc: str):
 # ----------------------------------------------------------------------------------------
 
 
+def _game(path: str) -> Any:
+    from reference_node.params import _peek_game
+
+    return _peek_game(str(path))
+
+
 def cmd_up(args: argparse.Namespace) -> int:
+    if _game(args.params) == "consensus":
+        return cmd_up_consensus(args)
+    if args.nodes is not None or args.claims is not None:
+        raise UsageError("--nodes and --claims are options of a consensus run (a params file of the consensus "
+                         "game); this params file is of the audit game: use --providers and --tasks")
     params = _params(args.params)
     if args.providers < 1 or args.verifiers < 1 or args.tasks < 0:
         raise UsageError("--providers and --verifiers must be ≥ 1 and --tasks ≥ 0")
@@ -248,6 +269,196 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------
+# up: the consensus game
+# ----------------------------------------------------------------------------------------
+
+
+def _committee_params(path: str):
+    from mira_theory.scenario import Problem
+    from reference_node.committee import CommitteeParams
+
+    try:
+        return CommitteeParams.from_doc(path)
+    except ScenarioError as err:
+        if any(p.key == "game" for p in err.problems):
+            raise
+        raise ScenarioError([Problem(str(path), "game", "the parameters of the game the file names (game = "
+                                     "'consensus': committee_size, threshold, window, agreement_threshold, "
+                                     "slash, reward; see below)", "'consensus'"), *err.problems]) from None
+
+
+def _consensus_mix(text: str | None, deviations: list[str], nodes: int | None, size: int) -> list[str]:
+    if not text:
+        n = nodes if nodes is not None else 2 * size
+        return ["honest"] * n
+    out: list[str] = []
+    for item in text.split(","):
+        name, sep, count = item.strip().partition("=")
+        name = name.strip()
+        if not sep or not count.strip().isdigit():
+            raise UsageError(f"--mix item {item!r}: expected STRATEGY=COUNT with a non-negative integer count")
+        if name != "honest" and name not in deviations:
+            raise UsageError(f"--mix item {item!r}: expected honest or a deviation of the params file "
+                             f"({', '.join(deviations) or 'none'}), found {name!r}")
+        out += [name] * int(count)
+    if nodes is not None and len(out) != nodes:
+        raise UsageError(f"--mix: expected counts summing to --nodes {nodes}, found {len(out)}")
+    return out
+
+
+def _withhold(text: str | None, nodes: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, value = item.strip().partition("=")
+        try:
+            p = float(value)
+        except ValueError:
+            p = float("nan")
+        if not sep or not 0 <= p <= 1:
+            raise UsageError(f"--withhold item {item!r}: expected NODE=PROBABILITY with a probability in [0, 1]")
+        if name not in {f"node-{i}" for i in range(nodes)}:
+            raise UsageError(f"--withhold item {item!r}: expected a node among node-0..node-{nodes - 1}, "
+                             f"found {name!r}")
+        out[name] = p
+    return out
+
+
+def cmd_up_consensus(args: argparse.Namespace) -> int:
+    from reference_node.committee import default_stake, summarize_committee
+
+    cp = _committee_params(args.params)
+    if args.resume:
+        raise UsageError("--resume: not built for consensus runs (start a new --out)")
+    if args.nodes is not None and args.nodes < cp.committee_size:
+        raise UsageError(f"--nodes: expected at least the committee size {cp.committee_size}, found {args.nodes}")
+    specs = _consensus_mix(args.mix, list(cp.deviations), args.nodes, cp.committee_size)
+    if len(specs) < cp.committee_size:
+        raise UsageError(f"--mix: expected at least the committee size {cp.committee_size} nodes, found {len(specs)}")
+    claims = args.claims if args.claims is not None else args.tasks
+    if claims < 1:
+        raise UsageError(f"--claims: expected a positive number of claims, found {claims}")
+    if args.models == "digits" and not 2 <= cp.options <= 10:
+        raise UsageError(f"--models digits: claims are built from the 10 digits, so the params' claim options "
+                         f"must be 2..10, found {cp.options}")
+    withhold = _withhold(args.withhold, len(specs))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    db = out / "ledger.sqlite"
+    if db.exists():
+        raise UsageError(f"{db} exists: choose a new --out")
+    stake = default_stake(cp, claims, len(specs))
+    counts: dict[str, int] = {}
+    for sp in specs:
+        counts[sp] = counts.get(sp, 0) + 1
+    meta = {"params": str(args.params), "game": "consensus", "scenario": cp.scenario,
+            "scenario_sha256": cp.scenario_sha256, "nodes": {f"node-{i}": sp for i, sp in enumerate(specs)},
+            "mix": counts, "claims": claims, "seed": args.seed, "models": args.models, "stake": stake,
+            "withhold": withhold, "committee_size": cp.committee_size, "quorum": cp.quorum, "window": cp.window,
+            "required": cp.required, "mode": "inprocess" if args.inprocess else "http"}
+    interrupted = False
+    try:
+        if args.inprocess:
+            workload = _up_consensus_inprocess(args, cp, specs, claims, withhold, db)
+        else:
+            workload = _up_consensus_http(args, cp, specs, claims, withhold, stake, out, db)
+    except KeyboardInterrupt:  # the services are already stopped; keep what was committed
+        interrupted, workload = True, {"interrupted": True}
+        print("mira-node: interrupted; services stopped; exporting the events committed so far", file=sys.stderr)
+    if not db.exists():
+        return 130 if interrupted else 1
+    n = events.export_jsonl(db, out / "events.jsonl")
+    summary = {"run": meta, "workload": workload, "events": n, **summarize_committee(events.iter_events(db))}
+    summary["predictions"] = _consensus_predictions(args.params, cp, counts)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _print_consensus_summary(summary, out)
+    if interrupted:
+        return 130
+    return 0 if workload.get("failed", 0) == 0 else 1
+
+
+def _consensus_predictions(path: str, cp: Any, counts: dict[str, int]) -> dict[str, Any]:
+    """The exported predictions (committees with at most one deviator) and the model at this run's
+    population (:func:`mira_theory.experiment_consensus.population_predictions`)."""
+    from mira_theory.experiment_consensus import population_predictions
+
+    doc = json.loads(Path(path).read_text(encoding="utf-8-sig")) if not str(path).endswith(".toml") else None
+    if doc is None:
+        import tomllib
+
+        doc = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
+    try:
+        population = population_predictions(cp, counts)
+    except ScenarioError as err:  # too many committee compositions to average over
+        population = {"skipped": str(err)}
+    return {"exported": doc.get("predictions"), "population": population}
+
+
+def _up_consensus_inprocess(args: argparse.Namespace, cp: Any, specs: list[str], claims: int,
+                            withhold: dict[str, float], db: Path) -> dict[str, Any]:
+    from reference_node.committee import run_committee
+
+    bar, update = _progress(claims, args.quiet, "claims")
+    last = [0]
+
+    def progress(done: int) -> None:
+        if update is not None:
+            update(done - last[0])
+            last[0] = done
+    try:
+        return run_committee(cp, db, specs, claims, args.seed, progress=progress, models=args.models,
+                             withhold=withhold)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _up_consensus_http(args: argparse.Namespace, cp: Any, specs: list[str], claims: int, withhold: dict[str, float],
+                       stake: float, out: Path, db: Path) -> dict[str, Any]:
+    from reference_node.committee_services import Coordinator
+
+    cluster = Cluster(str(args.params), out, args.seed)
+    try:
+        # the ledger's free port is picked here; a node that comes up before the ledger retries its
+        # registration until the ledger listens
+        lp = free_port()
+        ledger = f"http://127.0.0.1:{lp}"
+        urls = cluster.start_many(
+            [("ledger", ["ledger", "--db", str(db)], lp)]
+            + [(f"node-{i}", ["committee-node", "--ledger", ledger, "--id", f"node-{i}", "--index", str(i),
+                              "--strategy", sp, "--models", args.models, "--stake", repr(stake),
+                              "--withhold", repr(withhold.get(f"node-{i}", 0.0))], 0)
+               for i, sp in enumerate(specs)])
+        coordinator = Coordinator(cp, ledger, urls[1:], args.seed, models=args.models, batch=args.batch,
+                                  concurrency=args.inflight, timeout=args.timeout)
+        bar, update = _progress(claims, args.quiet, "claims")
+        try:
+            return asyncio.run(coordinator.run(claims, progress=update))
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        cluster.stop()
+
+
+def _print_consensus_summary(summary: dict[str, Any], out: Path) -> None:
+    w, o = summary["workload"], summary["outcomes"]
+    rate = w.get("claims_per_second")
+    slashes = sum(s["slashes"] for s in summary["by_strategy"].values())
+    print(f"run {out}: {summary['claims']} claims decided (correct {o['correct']}, wrong {o['wrong']}, "
+          f"no consensus {o['none']}), {slashes} slashes" + (f"; {rate:,.0f} claims/s" if rate else ""))
+    print(f"{'strategy':<20} {'nodes':>6} {'votes':>8} {'unrevealed':>10} {'agreement':>10} {'windows':>8} "
+          f"{'slashes':>8} {'payoff/claim':>13}")
+    for name, s in summary["by_strategy"].items():
+        ag, pay = s["agreement_rate"], s["payoff_per_claim"]
+        print(f"{name:<20} {s['nodes']:>6} {s['votes']:>8} {s['unrevealed']:>10} "
+              f"{'-' if ag is None else f'{ag:.4f}':>10} {s['windows']:>8} {s['slashes']:>8} "
+              f"{'-' if pay is None else f'{pay:.4f}':>13}")
+    print(f"event log {out / 'events.jsonl'} ({summary['events']} events), summary {out / 'summary.json'}")
+
+
+# ----------------------------------------------------------------------------------------
 # single services
 # ----------------------------------------------------------------------------------------
 
@@ -255,18 +466,27 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
 def cmd_ledger(args: argparse.Namespace) -> int:
     from reference_node.services import ledger_app, serve
 
+    if _game(args.params) == "consensus":
+        from reference_node.committee_services import committee_ledger_app
+
+        cp = _committee_params(args.params)
+        serve(committee_ledger_app(_open_ledger(args.db, cp)), args.host, args.port, args.port_file)
+        return 0
     params = _params(args.params)
     ledger = _open_ledger(args.db, params)
     serve(ledger_app(ledger, settle_every=args.settle_every), args.host, args.port, args.port_file)
     return 0
 
 
-def _open_ledger(path: str, params: NodeParams):
+def _open_ledger(path: str, params: Any):
     import sqlite3
 
+    from reference_node.committee import CommitteeLedger, CommitteeParams
     from reference_node.ledger import InvariantError, Ledger
 
     try:
+        if isinstance(params, CommitteeParams):
+            return CommitteeLedger(path, params)
         return Ledger(path, params)
     except sqlite3.Error as err:
         raise UsageError(f"--db {path}: expected an SQLite ledger database (or a new path in an existing "
@@ -343,6 +563,41 @@ def cmd_client(args: argparse.Namespace) -> int:
     return 0 if result["failed"] == 0 else 1
 
 
+def cmd_committee_node(args: argparse.Namespace) -> int:
+    from reference_node.committee_services import committee_node_app, node_for
+    from reference_node.services import serve
+
+    cp = _committee_params(args.params)
+    if args.strategy != "honest" and args.strategy not in cp.deviations:
+        raise UsageError(f"--strategy: expected honest or a deviation of the params file "
+                         f"({', '.join(cp.deviations) or 'none'}), found {args.strategy!r}")
+    if args.index < 0:
+        raise UsageError(f"--index: expected the node's index in the network (≥ 0), found {args.index}")
+    if not 0 <= args.withhold <= 1:
+        raise UsageError(f"--withhold: expected a probability in [0, 1], found {args.withhold}")
+    try:
+        node, models = node_for(cp, args.seed, args.id, args.index, args.strategy, args.models, args.withhold)
+    except ValueError as err:
+        raise UsageError(f"--models {args.models}: {err}") from None
+    stake = cp.slash * 10 if args.stake is None else args.stake
+    serve(committee_node_app(node, models, args.ledger.rstrip("/"), stake), args.host, args.port, args.port_file)
+    return 0
+
+
+def cmd_committee_client(args: argparse.Namespace) -> int:
+    from reference_node.committee_services import Coordinator
+
+    cp = _committee_params(args.params)
+    try:
+        coordinator = Coordinator(cp, args.ledger, args.node, args.seed, models=args.models, batch=args.batch,
+                                  concurrency=args.inflight, timeout=args.timeout)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    result = asyncio.run(coordinator.run(args.claims))
+    print(json.dumps(result, indent=2))
+    return 0 if result["failed"] == 0 else 1
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Measure the digits models and write the scenario with the measured numbers (reference_node.calibrate)."""
     from reference_node.calibrate import CalibrationError, calibrate
@@ -406,6 +661,17 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--concurrency", type=_count, default=64)
     up.add_argument("--rate", type=_positive_float, default=None, help="tasks per second (default: flat out)")
     up.add_argument("--quiet", action="store_true")
+    cg = up.add_argument_group("consensus game (a params file of game 'consensus')")
+    cg.add_argument("--nodes", type=_count, default=None, help="committee nodes (default: the --mix total, else "
+                    "twice the committee size)")
+    cg.add_argument("--claims", type=_count, default=None, help="claims to decide (default: --tasks)")
+    cg.add_argument("--models", choices=("seeded", "digits"), default="seeded",
+                    help="the nodes' models: seeded stand-ins (the theory's error law) or the digits verifiers")
+    cg.add_argument("--withhold", default=None, help="NODE=P,...: node withholds each reveal with probability P")
+    cg.add_argument("--batch", type=_count, default=64, help="claims per coordinator batch")
+    cg.add_argument("--inflight", type=_count, default=4, help="coordinator batches in flight")
+    cg.add_argument("--timeout", type=_positive_float, default=10.0,
+                    help="seconds a member has to seal, and to reveal, before its seat counts as absent/unrevealed")
     up.set_defaults(func=cmd_up)
 
     sp = sub.add_parser("ledger", help="the stake ledger")
@@ -446,6 +712,29 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--concurrency", type=_count, default=64)
     sp.add_argument("--rate", type=_positive_float, default=None)
     sp.set_defaults(func=cmd_client)
+
+    sp = sub.add_parser("committee-node", help="a committee verifier node (consensus game)")
+    common(sp)
+    sp.add_argument("--ledger", required=True, type=_url)
+    sp.add_argument("--id", default="node-0")
+    sp.add_argument("--index", type=int, default=0, help="the node's index i in the network (digits: verifier-(i mod K))")
+    sp.add_argument("--strategy", default="honest", help="honest or a deviation of the params file")
+    sp.add_argument("--models", choices=("seeded", "digits"), default="seeded")
+    sp.add_argument("--stake", type=_positive_float, default=None, help="default: 10 slashes")
+    sp.add_argument("--withhold", type=float, default=0.0, help="probability of withholding each reveal")
+    sp.set_defaults(func=cmd_committee_node)
+
+    sp = sub.add_parser("committee-client", help="the claims coordinator (consensus game)")
+    common(sp, service=False)
+    sp.add_argument("--ledger", required=True, type=_url)
+    sp.add_argument("--node", action="append", required=True, type=_url,
+                    help="committee-node URL, in network order (repeatable)")
+    sp.add_argument("--claims", type=_count, default=1000)
+    sp.add_argument("--models", choices=("seeded", "digits"), default="seeded")
+    sp.add_argument("--batch", type=_count, default=64)
+    sp.add_argument("--inflight", type=_count, default=4)
+    sp.add_argument("--timeout", type=_positive_float, default=10.0)
+    sp.set_defaults(func=cmd_committee_client)
 
     sp = sub.add_parser("calibrate", help="measure the digits models; write their numbers into a scenario")
     sp.add_argument("scenario", help="an audit or consensus scenario file (TOML)")

@@ -1,5 +1,7 @@
-r"""The consensus game in the reference network (in-process): committees of verifier nodes
-vote on m-option claims; consensus by threshold; windowed slashing on the stake ledger.
+r"""The consensus game in the reference network: committees of verifier nodes vote on m-option
+claims, commit-then-reveal; consensus by threshold; windowed slashing on the stake ledger.
+In-process here (:func:`run_committee`); over HTTP in :mod:`reference_node.committee_services`
+(``mira-node up --params <consensus params>``).
 
 What runs
 ---------
@@ -27,30 +29,83 @@ What runs
   exact in expectation for any node count that K divides; κ is the correlation of two
   distinct random nodes of a network of ``network.nodes`` nodes. The theory's single shared
   distractor is a worst case the real models do not follow (their errors spread).
-* **Votes** are signed with the node's Ed25519 key (:class:`reference_node.crypto.Key`) over
-  ``mira-vote-v1|claim|node|option``; the ledger verifies every signature.
+* **Votes: commit, then reveal.** A member first *seals* its vote: it publishes the
+  commitment ``sha256(b"mira-vote-commit-v1|claim|node|option|" + salt)`` (:func:`vote_commitment`)
+  with a fresh 32-byte salt, signed with its Ed25519 key (:class:`reference_node.crypto.Key`)
+  over ``mira-vote-seal-v1|claim|node|commitment`` (:func:`seal_message`). Only once the
+  whole committee's commitments are on the ledger does it *reveal* the option and salt, signed
+  over ``mira-vote-v1|claim|node|option`` (:func:`vote_message`, the message the clear votes
+  were signed over before). So no member can learn another's vote before fixing its own,
+  and no member can change its vote after seeing the others'. The salt is
+  ``sha256(salt key, claim)`` with the node's salt key derived, as its signing key is, from
+  its secret (seed, name) (:class:`CommitteeNode`): unpredictable to everyone else, and a
+  restarted node re-derives it, so it can still reveal what it sealed before a crash (a
+  deployment would draw both secrets at random and keep them on disk).
 * **Committees**: N distinct nodes drawn uniformly per claim (numpy generator seeded with
-  ``seed``) from the registered nodes that still hold stake.
+  ``seed``) from the registered nodes that still hold stake, by the claims' coordinator
+  (:func:`run_committee` in-process; :class:`reference_node.committee_services.Coordinator`
+  over HTTP). The ledger does not re-derive the draw: it checks what it can (N distinct
+  registered verifiers, each holding stake, each seat's commitment signed by that seat's node).
 * **The ledger** (:class:`CommitteeLedger`, a subclass of :class:`reference_node.ledger.Ledger`
-  that adds the op ``claim``; ledger.py itself is unchanged). One ``claim`` operation carries
-  the committee's signed votes; the ledger checks them, finds the consensus (the option with
-  ≥ K = ⌈τN⌉ votes, if any), pays the reward r to every vote matching it, and advances every
-  member's window; a member whose window of W claims closes with fewer than ⌈θW⌉ matches is
-  slashed min(L, its remaining stake), all of it burned. Every state change is an event in
-  the same transaction as the balances (the base class's batch transaction, idempotency by
-  request id, and the conservation invariant — rewards enter as ``fees``, slashes leave as
-  ``burned`` — checked before every commit).
+  that adds the ops ``vote_commit`` and ``claim``; ledger.py itself is unchanged).
+
+  ``vote_commit`` (request id ``vote_commit:<claim_id>``): ``claim_id, client, options, truth,
+  commitments`` = one entry per seat, in seat order, ``{node, commitment, signature, cost}``,
+  or ``{node, commitment: null}`` for a drawn member that sealed nothing (it was unreachable):
+  an *absent* seat. It records the sealed votes (the ``vote_commit`` event; a restarted ledger
+  rebuilds the claims awaiting their reveals from these events). Refused, leaving the ledger
+  unchanged: a second commit for a claim that has sealed votes or was decided (409); a seat of
+  an unknown account (404), of an account that is not a verifier (403), of a node without stake
+  (409); repeated nodes, the wrong number of seats, no sealed seat at all, a malformed
+  commitment (422); a commitment whose signature does not verify under the seat's key (401).
+
+  ``claim`` (the reveal; request id ``claim:<claim_id>``): ``claim_id, reveals`` = a list of
+  ``{node, option, salt, signature}``, at most one per seat, in any order. The ledger checks
+  every reveal (the node holds a seat of this claim (403) and sealed a vote (409), the option is
+  in range, the salt is 64 hex digits (422), the signature verifies (401), and
+  sha256(claim, node, option, salt) equals the seat's commitment (422)); any failed check
+  rejects the whole operation and leaves the ledger unchanged (the coordinator checks reveals
+  before it submits and leaves out those that fail, so one bad member cannot block a claim).
+  A reveal before the commit (no sealed votes) and a reveal of a decided claim are refused
+  (409); a replay of the same request returns the first result. When accepted, the claim is
+  *decided*: the consensus is the option with ≥ K = ⌈τN⌉ of the revealed votes (K counts all
+  N seats, so a missing vote can never help an option reach it), the reward r is paid to every
+  revealed vote matching it, and every member's window advances. A member that sealed a vote
+  but is not among the reveals (it withheld, did not answer, or its reveal failed the checks),
+  and a member with an absent seat, cast no vote: it is paid nothing and the claim counts in
+  its window as a claim sat on *without a match* (as a mismatching vote does), so withholding
+  a reveal, e.g. after seeing that one's vote would not match, is never better than revealing.
+  A member whose window of W claims closes with fewer than ⌈θW⌉ matches is slashed min(L, its
+  remaining stake), all of it burned. Every state change is an event in the same transaction
+  as the balances (the base class's batch transaction, idempotency by request id, and the
+  conservation invariant — rewards enter as ``fees``, slashes leave as ``burned`` — checked
+  before every commit). Trust: the coordinator relays the sealed votes and reveals; it cannot
+  forge, alter or re-target a vote (every one is signed by its node and bound to the claim),
+  but it can leave a member's reveal out, as in any relayed protocol (a node submitting its
+  own reveals before a ledger deadline would remove that; not built).
 
 Events added (read by :func:`summarize_committee` and :mod:`mira_theory.experiment_consensus`)
 ------------------------------------------------------------------------------------------
+``vote_commit`` (request id ``vote_commit:<claim_id>``; account = client, task_id = claim_id,
+amount 0)::
+
+    claim_id, client, options (m), quorum (K), committee [node ids, in seat order],
+    commitments [hex | null (absent seat) per seat], signatures [the seal signature per seat,
+    hex | null], costs [the environment's cost of each member's inference], truth
+
 ``claim`` (request id ``claim:<claim_id>``; account = client, task_id = claim_id, amount =
 rewards paid, micro-units)::
 
     claim_id, client, options (m), quorum (K), committee [node ids, in seat order],
-    votes [option per seat], signatures [hex per seat], costs [the environment's cost of each
-    member's inference: ground truth for the experiment, read by no protocol decision],
+    votes [option per seat; null for a seat that cast no vote (unrevealed or absent), never
+    equal to the consensus, even when there is none], signatures [the reveal's signature per
+    seat over mira-vote-v1|claim|node|option, hex | null], costs [the environment's cost of
+    each member's inference: ground truth for the experiment, read by no protocol decision],
     consensus (option | null), truth (the right option: ground truth, as commit.action is),
-    correct (bool | null when no consensus), reward (r per matching vote), paid (total)
+    correct (bool | null when no consensus), reward (r per matching vote), paid (total);
+    added with commit-then-reveal: seats ["revealed" | "unrevealed" | "absent" per seat],
+    commitments [hex | null per seat], salts [hex | null per seat], commit_seq (seq of the
+    claim's vote_commit event)
 
 ``window`` (request id ``window:<node>:<index>``, written in the claim's transaction when that
 claim is the W-th of the node's window; account = node, task_id = the closing claim, amount =
@@ -65,6 +120,7 @@ deviation name) and stake with ``deposit``; the paying client registers as ``cli
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -76,17 +132,28 @@ from typing import Any
 
 import numpy as np
 
-from mira_theory.games.consensus import quorum, slash_count
 from reference_node import crypto
 from reference_node import models as digit_models
-from reference_node.ledger import ID_RE, Ledger, LedgerError, _field, _ident
+from reference_node.ledger import HEX_RE, ID_RE, OPS, Ledger, LedgerError, _field, _ident
 from reference_node.params import UNIT, NodeParams, to_units
 
 EPOCH = 1_800_000_000.0
 
 
 def vote_message(claim_id: str, node: str, option: int) -> bytes:
+    """What a reveal is signed over (the clear vote)."""
     return "|".join(("mira-vote-v1", claim_id, node, str(int(option)))).encode()
+
+
+def vote_commitment(claim_id: str, node: str, option: int, salt: bytes) -> str:
+    """The sealed vote: sha256 over (claim id, node, option, 32-byte salt), hex."""
+    return hashlib.sha256("|".join(("mira-vote-commit-v1", claim_id, node, str(int(option)), "")).encode()
+                          + salt).hexdigest()
+
+
+def seal_message(claim_id: str, node: str, commitment: str) -> bytes:
+    """What a commitment is signed over."""
+    return "|".join(("mira-vote-seal-v1", claim_id, node, commitment)).encode()
 
 
 # --------------------------------------------------------------------------------------
@@ -112,12 +179,18 @@ class CommitteeParams:
     scenario: str = ""
     scenario_sha256: str | None = None
 
-    @property
+    # the theory's own rules (imported on first use: a node service, which needs neither, starts
+    # without loading the solver stack)
+    @functools.cached_property
     def quorum(self) -> int:
+        from mira_theory.games.consensus import quorum
+
         return quorum(self.committee_size, self.threshold)
 
-    @property
+    @functools.cached_property
     def required(self) -> int:
+        from mira_theory.games.consensus import slash_count
+
         return slash_count(self.window, self.agreement_threshold)
 
     def cost_of(self, strategy: str) -> float:
@@ -130,7 +203,9 @@ class CommitteeParams:
         from mira_theory.deployment import PARAMETERS, read_params
         from mira_theory.scenario import Problem, ScenarioError, check_value
 
+        file = "<params>"
         if not isinstance(doc, dict):
+            file = str(doc)
             read_params(doc, "consensus")
             text = Path(doc).read_text(encoding="utf-8-sig")
             if str(doc).endswith(".toml"):
@@ -141,11 +216,11 @@ class CommitteeParams:
                 doc = json.loads(text)
         problems: list[Problem] = []
         if doc.get("game") != "consensus":
-            problems.append(Problem("<params>", "game", "'consensus'", repr(doc.get("game"))))
+            problems.append(Problem(file, "game", "'consensus'", repr(doc.get("game"))))
         raw = doc.get("parameters") or {}
         p: dict[str, Any] = {}
         for name, (_, tp, check) in PARAMETERS["consensus"].items():
-            value, pr = check_value("<params>", f"parameters.{name}", raw.get(name), tp, check)
+            value, pr = check_value(file, f"parameters.{name}", raw.get(name), tp, check)
             problems += pr
             p[name] = value
         env = doc.get("environment") or {}
@@ -155,8 +230,19 @@ class CommitteeParams:
             extra = dict(options=int(claim["options"]), accuracy=float(ver["accuracy"]),
                          error_correlation=float(ver["error_correlation"]), cost_honest=float(ver["cost"]))
         except (KeyError, TypeError, ValueError) as err:
-            problems.append(Problem("<params>", "environment", "the consensus scenario values (claim, verifier, "
+            problems.append(Problem(file, "environment", "the consensus scenario values (claim, verifier, "
                                     "deviation): re-export with mira-theory export", f"missing or bad: {err}"))
+        else:
+            for key, value, ok, want in (
+                    ("claim.options", claim["options"], lambda v: isinstance(v, int) and v >= 2, "an integer ≥ 2"),
+                    ("verifier.accuracy", extra["accuracy"], lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+                    ("verifier.error_correlation", extra["error_correlation"], lambda v: 0 <= v <= 1,
+                     "a correlation in [0, 1]"),
+                    ("verifier.cost", extra["cost_honest"], lambda v: 0 <= v < math.inf, "a finite cost ≥ 0"),
+                    *((f"deviation.{k}", v, lambda v: 0 <= v[0] < math.inf and 0 <= v[1] <= 1,
+                       "a finite cost ≥ 0 and an accuracy in [0, 1]") for k, v in devs.items())):
+                if not ok(value):
+                    problems.append(Problem(file, f"environment.{key}", want, repr(value)))
         if problems:
             raise ScenarioError(problems)
         return cls(**p, **extra, deviations=devs, scenario=str(doc.get("scenario", "")),
@@ -221,7 +307,10 @@ class SeededModels:
 class DigitModels:
     """Real verifier models on digit claims (see the module docstring): node i runs verifier-(i mod K)."""
 
-    def __init__(self, params: CommitteeParams, seed: int | str, nodes: list[str]):
+    def __init__(self, params: CommitteeParams, seed: int | str, nodes: list[str],
+                 indices: dict[str, int] | None = None):
+        """``indices``: node -> its index i in the network (default: its position in ``nodes``);
+        a node-service passes its own alone, and only the models in use are run."""
         if not 2 <= params.options <= digit_models.OUT:
             raise ValueError(f"models='digits': claims are built from the 10 digits, so options must be "
                              f"2..{digit_models.OUT}, found {params.options}")
@@ -229,9 +318,11 @@ class DigitModels:
         self.seed = seed
         pixels, _ = digit_models.digits()
         verifiers = digit_models.verifier_models()
-        scores = [m.scores(pixels) for m in verifiers]  # every image, once per model
-        self.scores = {node: scores[i % len(verifiers)] for i, node in enumerate(nodes)}
-        self.model_of = {node: verifiers[i % len(verifiers)].name for i, node in enumerate(nodes)}
+        index = indices if indices is not None else {node: i for i, node in enumerate(nodes)}
+        which = {node: index[node] % len(verifiers) for node in nodes}
+        scores = {k: verifiers[k].scores(pixels) for k in sorted(set(which.values()))}  # every image, once per model
+        self.scores = {node: scores[k] for node, k in which.items()}
+        self.model_of = {node: verifiers[k].name for node, k in which.items()}
         self._seeded = SeededModels(params, seed)
 
     def claim(self, claim_id: str) -> tuple[int, Any]:
@@ -246,57 +337,173 @@ class DigitModels:
         return self._seeded.answer((truth, -1, 0.0), claim_id, node, strategy)
 
 
-@dataclass
 class CommitteeNode:
-    id: str
-    strategy: str
-    key: crypto.Key
+    """A committee member: its strategy, its Ed25519 key and its salt key, both derived from its
+    secret (seed, name) (see the module docstring), and the probability ``withhold`` that it keeps
+    a sealed vote unrevealed (a fault or a deviation, to exercise the non-reveal rule; default 0)."""
 
-    def vote(self, models: SeededModels | DigitModels, claim: tuple, claim_id: str) -> dict[str, Any]:
-        option = models.answer(claim, claim_id, self.id, self.strategy)
-        return {"node": self.id, "option": option, "signature": self.key.sign(vote_message(claim_id, self.id, option)),
-                "cost": models.p.cost_of(self.strategy)}
+    def __init__(self, node_id: str, strategy: str, seed: int | str, withhold: float = 0.0):
+        if not 0.0 <= withhold <= 1.0:
+            raise ValueError(f"withhold of {node_id}: expected a probability in [0, 1], found {withhold!r}")
+        self.id, self.strategy, self.seed, self.withhold = node_id, strategy, seed, float(withhold)
+        self.key = crypto.Key(seed, node_id)
+        self._salt_key = hashlib.sha256(f"mira-vote-salt|{seed}|{node_id}".encode()).digest()
+
+    def salt(self, claim_id: str) -> bytes:
+        """The 32-byte salt of this node's vote on a claim (secret until revealed)."""
+        return hashlib.sha256(self._salt_key + claim_id.encode()).digest()
+
+    def answer(self, models: SeededModels | DigitModels, claim: tuple, claim_id: str) -> int:
+        return models.answer(claim, claim_id, self.id, self.strategy)
+
+    def commitment(self, claim_id: str, option: int) -> str:
+        return vote_commitment(claim_id, self.id, option, self.salt(claim_id))
+
+    def seal(self, claim_id: str, option: int, cost: float) -> dict[str, Any]:
+        """The sealed vote (a ``vote_commit`` seat)."""
+        c = self.commitment(claim_id, option)
+        return {"node": self.id, "commitment": c, "signature": self.key.sign(seal_message(claim_id, self.id, c)),
+                "cost": cost}
+
+    def reveal(self, claim_id: str, option: int) -> dict[str, Any]:
+        """The opened vote (a ``claim`` reveal)."""
+        return {"node": self.id, "option": int(option), "salt": self.salt(claim_id).hex(),
+                "signature": self.key.sign(vote_message(claim_id, self.id, option))}
+
+    def withholds(self, claim_id: str) -> bool:
+        """Whether this node keeps its vote on the claim unrevealed (seeded by (seed, claim, node))."""
+        return self.withhold > 0.0 and _uniform(self.seed, claim_id, self.id, "withhold") < self.withhold
+
+
+def claim_truth(models: SeededModels | DigitModels, claim_id: str) -> int:
+    return int(models.claim(claim_id)[0])
 
 
 # --------------------------------------------------------------------------------------
-# The ledger with the consensus operation
+# The ledger with the consensus operations
 # --------------------------------------------------------------------------------------
+
+REVEALED, UNREVEALED, ABSENT = "revealed", "unrevealed", "absent"
+
+
+def _item(d: dict, where: str, name: str, kind: type | tuple, required: bool = True, default: Any = None) -> Any:
+    """``_field`` of a list item: the message names the item (``commitments[2].node``)."""
+    try:
+        return _field(d, name, kind, required, default)
+    except LedgerError as err:
+        raise LedgerError(err.status, err.message.replace(f"field {name!r}", f"field '{where}.{name}'", 1)) from None
+
+
+def _item_hex(d: dict, where: str, name: str, length: int) -> str:
+    value = _item(d, where, name, str)
+    if HEX_RE[length].fullmatch(value) is None:
+        raise LedgerError(422, f"field '{where}.{name}': expected {length} lowercase hex digits, found {value[:40]!r}")
+    return value
+
+
+def _item_id(d: dict, where: str, name: str) -> str:
+    value = _item(d, where, name, str)
+    if ID_RE.fullmatch(value) is None:
+        raise LedgerError(422, f"field '{where}.{name}': expected an id of 1-128 characters [A-Za-z0-9-_.:], "
+                               f"found {value[:40]!r}")
+    return value
 
 
 class CommitteeLedger(Ledger):
-    """:class:`Ledger` plus the ``claim`` operation (see the module docstring)."""
+    """:class:`Ledger` plus the ``vote_commit`` and ``claim`` operations (see the module docstring)."""
+
+    OPS = (*OPS, "vote_commit", "claim")
 
     def __init__(self, path: str | Path, params: CommitteeParams, **kwargs: Any):
         self.committee = params
         self._windows: dict[str, list[int]] = {}  # node -> [window index, claims in window, matches]
-        self._decided: set[str] = set()  # claim ids on the ledger (or in the current batch)
+        self._decided: set[str] = set()  # claim ids decided on the ledger (or in the current batch)
+        self._sealed: dict[str, dict[str, Any]] = {}  # claim id -> its sealed votes, awaiting the reveal
         super().__init__(path, params.node_params(), **kwargs)
 
     def _load(self) -> None:
         super()._load()
-        # window state is derived from the log (claims since each node's last closed window)
+        # the claims awaiting reveals and the window state are derived from the log (claims since
+        # each node's last closed window)
         self._windows = {}
         self._decided = set()
+        self._sealed = {}
         W = self.committee.window
-        for (data,) in self.db.execute("SELECT data FROM events WHERE kind = 'claim' ORDER BY seq"):
+        for kind, data in self.db.execute("SELECT kind, data FROM events WHERE kind IN ('vote_commit', 'claim') "
+                                          "ORDER BY seq"):
             d = json.loads(data)
+            if kind == "vote_commit":
+                self._sealed[d["claim_id"]] = _sealed_state(d)
+                continue
+            self._sealed.pop(d["claim_id"], None)
             self._decided.add(d["claim_id"])
+            cons = d["consensus"]
             for node, option in zip(d["committee"], d["votes"]):
                 st = self._windows.setdefault(node, [0, 0, 0])
                 st[1] += 1
-                st[2] += option == d["consensus"]
+                st[2] += option is not None and option == cons
                 if st[1] == W:
                     st[:] = [st[0] + 1, 0, 0]
 
-    def execute(self, ops: Iterable[dict]) -> list[dict]:
-        saved = ({k: list(v) for k, v in self._windows.items()}, set(self._decided))
+    def execute(self, ops: Iterable[dict], verified: list[bool] | None = None) -> list[dict]:
+        saved = ({k: list(v) for k, v in self._windows.items()}, set(self._decided), dict(self._sealed))
         try:
-            return super().execute(ops)
+            return super().execute(ops, verified)
         except BaseException:
-            self._windows, self._decided = saved
+            self._windows, self._decided, self._sealed = saved
             raise
 
-    def _op_claim(self, op: dict, rid: str, now: float) -> dict:
+    def _apply(self, op: dict) -> dict:
+        kind = op.get("op")
+        if isinstance(kind, str) and kind not in self.OPS:
+            raise LedgerError(422, f"field 'op': expected one of {', '.join(self.OPS)}, found {kind[:40]!r}")
+        return super()._apply(op)
+
+    def _signature_jobs(self, ops: list) -> tuple[list[tuple[str, str, bytes]], list[tuple[str, str, bytes]]]:
+        """The base class's jobs plus the well-formed seal and reveal signatures of registered nodes
+        (checked on the crypto pool, if any; the ops look their results up by the same key)."""
+        jobs, keys = super()._signature_jobs(ops)
+        accounts = self.accounts
+        for op in ops:
+            if not isinstance(op, dict):
+                continue
+            kind, cid = op.get("op"), op.get("claim_id")
+            if kind not in ("vote_commit", "claim") or not isinstance(cid, str):
+                continue
+            items = op.get("commitments" if kind == "vote_commit" else "reveals")
+            if not isinstance(items, list):
+                continue
+            for it in items:
+                if not isinstance(it, dict):
+                    continue
+                node, sig = it.get("node"), it.get("signature")
+                a = accounts.get(node) if isinstance(node, str) else None
+                if a is None or a.kind != "verifier" or not isinstance(sig, str):
+                    continue
+                if kind == "vote_commit":
+                    c = it.get("commitment")
+                    if not isinstance(c, str):
+                        continue
+                    message = seal_message(cid, node, c)
+                else:
+                    o = it.get("option")
+                    if o.__class__ is not int:
+                        continue
+                    message = vote_message(cid, node, o)
+                jobs.append((a.pubkey, sig, message))
+                keys.append((a.id, sig, message))
+        return jobs, keys
+
+    def _claim_open(self, claim_id: str) -> None:
+        """Refuse a commit for a claim that has sealed votes or was decided."""
+        s = self._sealed.get(claim_id)
+        if s is not None:
+            raise LedgerError(409, f"claim {claim_id!r} already has sealed votes (event {s['seq']}): a second "
+                                   "commit for one claim is refused")
+        if claim_id in self._decided:
+            raise LedgerError(409, f"claim {claim_id!r} was already decided")
+
+    def _op_vote_commit(self, op: dict, rid: str, now: float) -> dict:
         cp = self.committee
         claim_id = _ident(op, "claim_id")
         client = _ident(op, "client")
@@ -306,62 +513,127 @@ class CommitteeLedger(Ledger):
         truth = _field(op, "truth", int)
         if not 0 <= truth < options:
             raise LedgerError(422, f"field 'truth': expected an option in 0..{options - 1}, found {truth!r}")
-        votes = _field(op, "votes", list)
-        if len(votes) != cp.committee_size:
-            raise LedgerError(422, f"field 'votes': expected {cp.committee_size} votes, found {len(votes)}")
-        nodes, opts, sigs, costs = [], [], [], []
-        for i, v in enumerate(votes):
-            if not isinstance(v, dict):
-                raise LedgerError(422, f"field 'votes[{i}]': expected an object, found {type(v).__name__}")
-            node = _field(v, "node", str)
-            if ID_RE.fullmatch(node) is None:
-                raise LedgerError(422, f"field 'votes[{i}].node': expected an id, found {node[:40]!r}")
+        seats = _field(op, "commitments", list)
+        if len(seats) != cp.committee_size:
+            raise LedgerError(422, f"field 'commitments': expected one per seat, {cp.committee_size}, found "
+                                   f"{len(seats)}")
+        self._claim_open(claim_id)
+        nodes, commitments, sigs, costs = [], [], [], []
+        for i, c in enumerate(seats):
+            where = f"commitments[{i}]"
+            if not isinstance(c, dict):
+                raise LedgerError(422, f"field '{where}': expected an object, found {type(c).__name__}")
+            node = _item_id(c, where, "node")
             a = self._account(node, "verifier")
             if a.locked <= 0:
                 raise LedgerError(409, f"node {node!r} has no stake left: it cannot sit on a committee")
-            option = _field(v, "option", int)
-            if not 0 <= option < options:
-                raise LedgerError(422, f"field 'votes[{i}].option': expected 0..{options - 1}, found {option!r}")
-            sig = _field(v, "signature", str)
-            if self.verify_signatures and not crypto.verify(a.key, sig, vote_message(claim_id, node, option)):
-                raise LedgerError(401, f"vote of {node!r} on claim {claim_id!r}: expected its Ed25519 signature, "
-                                       "found an invalid one")
-            cost = _field(v, "cost", (int, float), required=False, default=0.0)
+            commitment = sig = None
+            if c.get("commitment") is not None:
+                commitment = _item_hex(c, where, "commitment", 64)
+                sig = _item_hex(c, where, "signature", 128)
+                if self.verify_signatures and not self._signature_ok(a, sig, seal_message(claim_id, node, commitment)):
+                    raise LedgerError(401, f"field '{where}.signature': expected {node!r}'s Ed25519 signature over "
+                                           f"its commitment on claim {claim_id!r}, found an invalid one")
+            cost = _item(c, where, "cost", (int, float), required=False, default=0.0)
             if not math.isfinite(cost) or cost < 0:
-                raise LedgerError(422, f"field 'votes[{i}].cost': expected a finite cost ≥ 0, found {cost!r}")
+                raise LedgerError(422, f"field '{where}.cost': expected a finite cost ≥ 0, found {cost!r}")
             nodes.append(node)
-            opts.append(option)
+            commitments.append(commitment)
             sigs.append(sig)
             costs.append(float(cost))
         if len(set(nodes)) != len(nodes):
-            raise LedgerError(422, "field 'votes': expected distinct committee members, found a repeated node")
-        if claim_id in self._decided:
-            raise LedgerError(409, f"claim {claim_id!r} was already decided")
+            raise LedgerError(422, "field 'commitments': expected distinct committee members, found a repeated node")
+        if all(c is None for c in commitments):
+            raise LedgerError(422, "field 'commitments': expected at least one sealed vote, found only absent seats")
         # --- validated: state changes from here on
+        event = self._event(rid, "vote_commit", client, claim_id, 0,
+                            {"claim_id": claim_id, "client": client, "options": options, "quorum": cp.quorum,
+                             "committee": nodes, "commitments": commitments, "signatures": sigs, "costs": costs,
+                             "truth": truth}, now)
+        self._sealed[claim_id] = _sealed_state(event)
+        return event
+
+    def _op_claim(self, op: dict, rid: str, now: float) -> dict:
+        cp = self.committee
+        claim_id = _ident(op, "claim_id")
+        if "votes" in op:
+            raise LedgerError(422, "field 'votes': expected 'reveals' of sealed votes (a claim's votes are sealed "
+                                   "with vote_commit first, then revealed), found clear votes")
+        sealed = self._sealed.get(claim_id)
+        if sealed is None:
+            if claim_id in self._decided:
+                raise LedgerError(409, f"claim {claim_id!r} was already decided")
+            raise LedgerError(409, f"claim {claim_id!r} has no sealed votes: a reveal needs the committee's "
+                                   "vote_commit first")
+        reveals = _field(op, "reveals", list)
+        committee, commitments = sealed["committee"], sealed["commitments"]
+        N = len(committee)
+        if len(reveals) > N:
+            raise LedgerError(422, f"field 'reveals': expected at most one per seat, {N}, found {len(reveals)}")
+        seat_of = {node: i for i, node in enumerate(committee)}
+        votes: list[int | None] = [None] * N
+        sigs: list[str | None] = [None] * N
+        salts: list[str | None] = [None] * N
+        options = sealed["options"]
+        for i, r in enumerate(reveals):
+            where = f"reveals[{i}]"
+            if not isinstance(r, dict):
+                raise LedgerError(422, f"field '{where}': expected an object, found {type(r).__name__}")
+            node = _item_id(r, where, "node")
+            seat = seat_of.get(node)
+            if seat is None:
+                raise LedgerError(403, f"field '{where}.node': expected a member of the committee of claim "
+                                       f"{claim_id!r}, found {node!r}, which holds no seat on it")
+            if commitments[seat] is None:
+                raise LedgerError(409, f"field '{where}': node {node!r} sealed no vote on claim {claim_id!r} "
+                                       "(its seat is absent): it has nothing to reveal")
+            if votes[seat] is not None:
+                raise LedgerError(422, f"field 'reveals': expected one reveal per member, found {node!r} twice")
+            option = _item(r, where, "option", int)
+            if not 0 <= option < options:
+                raise LedgerError(422, f"field '{where}.option': expected 0..{options - 1}, found {option!r}")
+            salt = _item_hex(r, where, "salt", 64)
+            sig = _item_hex(r, where, "signature", 128)
+            if self.verify_signatures and not self._signature_ok(self.accounts[node], sig,
+                                                                 vote_message(claim_id, node, option)):
+                raise LedgerError(401, f"field '{where}.signature': expected {node!r}'s Ed25519 signature over its "
+                                       f"vote on claim {claim_id!r}, found an invalid one")
+            if vote_commitment(claim_id, node, option, bytes.fromhex(salt)) != commitments[seat]:
+                raise LedgerError(422, f"field '{where}': expected the option and salt that open {node!r}'s "
+                                       f"commitment {commitments[seat][:16]}… on claim {claim_id!r}, found a reveal "
+                                       "that does not (another option or salt)")
+            votes[seat], sigs[seat], salts[seat] = option, sig, salt
+        # --- validated: state changes from here on
+        del self._sealed[claim_id]
         self._decided.add(claim_id)
-        K = cp.quorum
-        counts = np.bincount(opts, minlength=options)
+        counts = np.bincount(np.array([v for v in votes if v is not None], dtype=np.int64), minlength=options)
         top = int(np.argmax(counts))
+        K = cp.quorum
         consensus = top if counts[top] >= K else None
+        matches = [v is not None and v == consensus for v in votes]
         r = to_units(cp.reward)
         paid = 0
-        for node, option in zip(nodes, opts):
-            if option == consensus and r:
+        for node, match in zip(committee, matches):
+            if match and r:
                 self.accounts[node].balance += r
                 self._dirty.add(node)
                 paid += r
         self.totals["fees"] += paid
-        event = self._event(rid, "claim", client, claim_id, paid,
-                            {"claim_id": claim_id, "client": client, "options": options, "quorum": K,
-                             "committee": nodes, "votes": opts, "signatures": sigs, "costs": costs,
+        truth = sealed["truth"]
+        seats = [REVEALED if v is not None else (ABSENT if c is None else UNREVEALED)
+                 for v, c in zip(votes, commitments)]
+        event = self._event(rid, "claim", sealed["client"], claim_id, paid,
+                            {"claim_id": claim_id, "client": sealed["client"], "options": options, "quorum": K,
+                             "committee": committee, "votes": votes, "signatures": sigs, "costs": sealed["costs"],
                              "consensus": consensus, "truth": truth,
                              "correct": None if consensus is None else consensus == truth,
-                             "reward": cp.reward, "paid": paid / UNIT}, now)
+                             "reward": cp.reward, "paid": paid / UNIT, "seats": seats,
+                             "commitments": commitments, "salts": salts, "commit_seq": sealed["seq"]}, now)
         windows = []
-        for node, option in zip(nodes, opts):
+        for node, match in zip(committee, matches):
             st = self._windows.setdefault(node, [0, 0, 0])
             st[1] += 1
-            st[2] += option == consensus
+            st[2] += match
             if st[1] == cp.window:
                 windows.append(self._close_window(node, st, claim_id, now))
                 st[:] = [st[0] + 1, 0, 0]
@@ -381,6 +653,25 @@ class CommitteeLedger(Ledger):
                             "slashed": slashed, "slash": slash / UNIT, "capped": capped, "burned": slash / UNIT},
                            now)
 
+    # -------------------------------------------------------------------- reads
+    def sealed_claims(self, claim_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """For each known claim id: ``{"status": "sealed", committee, commitments, commit_seq}`` while
+        it awaits its reveals, ``{"status": "decided"}`` once decided (unknown ids are left out)."""
+        out: dict[str, dict[str, Any]] = {}
+        for cid in claim_ids:
+            s = self._sealed.get(cid)
+            if s is not None:
+                out[cid] = {"status": "sealed", "committee": s["committee"], "commitments": s["commitments"],
+                            "commit_seq": s["seq"]}
+            elif cid in self._decided:
+                out[cid] = {"status": "decided"}
+        return out
+
+
+def _sealed_state(d: dict) -> dict[str, Any]:
+    """What a reveal needs of a claim's vote_commit event."""
+    return {k: d[k] for k in ("client", "options", "truth", "committee", "commitments", "costs", "seq")}
+
 
 # --------------------------------------------------------------------------------------
 # The in-process runner
@@ -399,16 +690,59 @@ def claim_id(seed: int | str, i: int) -> str:
     return f"c{seed}-{i:09d}"
 
 
+def committee_rng(seed: int | str) -> np.random.Generator:
+    """The generator committees are drawn with (in-process and by the HTTP coordinator alike)."""
+    return np.random.default_rng([int(seed) if str(seed).isdigit() else _u64(seed), 0xC0])
+
+
+def draw_committee(rng: np.random.Generator, eligible: list[int], size: int) -> list[int]:
+    """``size`` distinct entries of ``eligible`` (node indices holding stake), uniformly."""
+    return [eligible[s] for s in rng.choice(len(eligible), size, replace=False)]
+
+
+def default_stake(cp: CommitteeParams, claims: int, nodes: int) -> float:
+    """Enough for every window a node can close in ``claims`` claims (3× its expected share) to be
+    slashed in full, so no slash is capped."""
+    windows = math.ceil(claims * cp.committee_size / nodes / cp.window * 3) + 2
+    return max(1.0, cp.slash * windows)
+
+
+def make_models(cp: CommitteeParams, seed: int | str, models: str, nodes: list[str],
+                indices: dict[str, int] | None = None) -> SeededModels | DigitModels:
+    if models == "seeded":
+        return SeededModels(cp, seed)
+    if models == "digits":
+        return DigitModels(cp, seed, nodes, indices)
+    raise ValueError(f"models: expected 'seeded' or 'digits', found {models!r}")
+
+
+def registration_ops(node: CommitteeNode, stake: float) -> list[dict]:
+    return [{"op": "register", "request_id": f"register:{node.id}", "account": node.id, "kind": "verifier",
+             "pubkey": node.key.public_hex, "strategy": node.strategy},
+            {"op": "deposit", "request_id": f"deposit:{node.id}", "account": node.id, "amount": stake}]
+
+
+def client_registration(seed: int | str, client: str = "client") -> dict:
+    return {"op": "register", "request_id": f"register:{client}", "account": client, "kind": "client",
+            "pubkey": crypto.Key(seed, client).public_hex}
+
+
 def run_committee(params: CommitteeParams | dict | str | Path, db_path: str | Path, strategies: list[str],
                   claims: int, seed: int = 0, *, stake: float | None = None, batch: int = 256,
                   verify_signatures: bool = True, progress: Callable[[int], None] | None = None,
-                  models: str = "seeded") -> dict[str, Any]:
+                  models: str = "seeded", withhold: dict[str, float] | None = None,
+                  parallel: bool | None = None) -> dict[str, Any]:
     """Run ``claims`` claims through committees of the nodes ``strategies`` (one spec per node:
     ``honest`` or a deviation name) on a new ledger at ``db_path``; returns the workload.
 
+    Per batch of ``batch`` claims: committees drawn, every member's vote sealed, the batch's
+    ``vote_commit`` ops in one ledger transaction, then the reveals (``claim`` ops) in the next.
     ``stake`` per node defaults to enough for every window to be slashed in full (no capping).
     ``models``: ``"seeded"`` (:class:`SeededModels`, the theory's error law exactly) or
-    ``"digits"`` (:class:`DigitModels`, the shipped verifier models on digit claims)."""
+    ``"digits"`` (:class:`DigitModels`, the shipped verifier models on digit claims).
+    ``withhold``: node id -> probability that the node keeps a sealed vote unrevealed.
+    ``parallel``: Ed25519 on a thread pool (:mod:`reference_node.parallel`; None = when there is
+    a second core); signatures are deterministic, so the event log is the same either way."""
     cp = params if isinstance(params, CommitteeParams) else CommitteeParams.from_doc(params)
     n = len(strategies)
     if n < cp.committee_size:
@@ -418,42 +752,70 @@ def run_committee(params: CommitteeParams | dict | str | Path, db_path: str | Pa
         raise ValueError(f"unknown strategies {sorted(set(bad))}: expected honest or one of {sorted(cp.deviations)}")
     if models not in ("seeded", "digits"):
         raise ValueError(f"models: expected 'seeded' or 'digits', found {models!r}")
+    ids = [f"node-{i}" for i in range(n)]
+    unknown = sorted(set(withhold or {}) - set(ids))
+    if unknown:
+        raise ValueError(f"withhold: expected node ids among node-0..node-{n - 1}, found {unknown}")
     if Path(db_path).exists():
         raise FileExistsError(f"{db_path} already holds a ledger")
     if stake is None:
-        windows = math.ceil(claims * cp.committee_size / n / cp.window * 3) + 2
-        stake = max(1.0, cp.slash * windows)
+        stake = default_stake(cp, claims, n)
+    nodes = [CommitteeNode(nid, s, seed, (withhold or {}).get(nid, 0.0)) for nid, s in zip(ids, strategies)]
+    answers = make_models(cp, seed, models, ids)
+    pool = None
+    if verify_signatures and (parallel or (parallel is None and claims >= 1000)):
+        from reference_node.parallel import CryptoPool
+
+        pool = CryptoPool() if parallel or CryptoPool.useful() else None
     clock = _Clock()
-    ledger = CommitteeLedger(db_path, cp, clock=clock, verify_signatures=verify_signatures)
-    nodes = [CommitteeNode(f"node-{i}", s, crypto.Key(seed, f"node-{i}")) for i, s in enumerate(strategies)]
-    answers: SeededModels | DigitModels = (SeededModels(cp, seed) if models == "seeded"
-                                           else DigitModels(cp, seed, [nd.id for nd in nodes]))
-    client = crypto.Key(seed, "client")
+    ledger = CommitteeLedger(db_path, cp, clock=clock, verify_signatures=verify_signatures, crypto_pool=pool)
     t0 = _wall()
+    unrevealed = 0
     try:
-        ops: list[dict] = [{"op": "register", "request_id": "register:client", "account": "client", "kind": "client",
-                            "pubkey": client.public_hex}]
+        ops: list[dict] = [client_registration(seed)]
         for nd in nodes:
-            ops.append({"op": "register", "request_id": f"register:{nd.id}", "account": nd.id, "kind": "verifier",
-                        "pubkey": nd.key.public_hex, "strategy": nd.strategy})
-            ops.append({"op": "deposit", "request_id": f"deposit:{nd.id}", "account": nd.id, "amount": stake})
+            ops += registration_ops(nd, stake)
         _check(ledger.execute(ops), "registration")
-        rng = np.random.default_rng([int(seed) if str(seed).isdigit() else _u64(seed), 0xC0])
+        rng = committee_rng(seed)
         done = 0
+        cost = {s: cp.cost_of(s) for s in set(strategies)}
         while done < claims:
-            ops = []
+            prepared = []
             for i in range(done, min(claims, done + batch)):
                 cid = claim_id(seed, i)
                 eligible = [j for j, nd in enumerate(nodes) if ledger.accounts[nd.id].locked > 0]
                 if len(eligible) < cp.committee_size:
                     raise RuntimeError(f"only {len(eligible)} nodes hold stake: no committee for claim {cid}")
-                seats = rng.choice(len(eligible), cp.committee_size, replace=False)
                 claim = answers.claim(cid)
-                votes = [nodes[eligible[s]].vote(answers, claim, cid) for s in seats]
-                ops.append({"op": "claim", "request_id": f"claim:{cid}", "claim_id": cid, "client": "client",
-                            "options": cp.options, "truth": claim[0], "votes": votes})
-            _check(ledger.execute(ops), "claims")
-            done += len(ops)
+                members = [(nodes[j], nodes[j].answer(answers, claim, cid))
+                           for j in draw_committee(rng, eligible, cp.committee_size)]
+                prepared.append((cid, claim, [(nd, o, nd.commitment(cid, o)) for nd, o in members]))
+            # every seat's seal and reveal signature (Ed25519 is deterministic: the pool changes nothing)
+            messages = [[seal_message(cid, nd.id, c), vote_message(cid, nd.id, o)]
+                        for cid, _, ms in prepared for nd, o, c in ms]
+            seats = [nd for _, _, ms in prepared for nd, _, _ in ms]
+            if pool is not None:
+                sigs = pool.sign([(seed, nd.id, m) for nd, m in zip(seats, messages)])
+            else:
+                sigs = [nd.key.sign_many(m) for nd, m in zip(seats, messages)]
+            commits, reveals, k = [], [], 0
+            for cid, claim, ms in prepared:
+                entries, opened = [], []
+                for nd, o, c in ms:
+                    seal_sig, vote_sig = sigs[k]
+                    k += 1
+                    entries.append({"node": nd.id, "commitment": c, "signature": seal_sig, "cost": cost[nd.strategy]})
+                    if nd.withholds(cid):
+                        unrevealed += 1
+                    else:
+                        opened.append({"node": nd.id, "option": o, "salt": nd.salt(cid).hex(), "signature": vote_sig})
+                commits.append({"op": "vote_commit", "request_id": f"vote_commit:{cid}", "claim_id": cid,
+                                "client": "client", "options": cp.options, "truth": int(claim[0]),
+                                "commitments": entries})
+                reveals.append({"op": "claim", "request_id": f"claim:{cid}", "claim_id": cid, "reveals": opened})
+            _check(ledger.execute(commits), "sealed votes")
+            _check(ledger.execute(reveals), "reveals")
+            done += len(prepared)
             clock.t += 1.0
             if progress is not None:
                 progress(done)
@@ -461,9 +823,11 @@ def run_committee(params: CommitteeParams | dict | str | Path, db_path: str | Pa
         seconds = _wall() - t0
         return {"claims": claims, "nodes": n, "events": ledger.seq, "seconds": seconds,
                 "claims_per_second": claims / seconds if seconds else None, "stake": stake,
-                "burned": ledger.summary()["burned"]}
+                "burned": ledger.summary()["burned"], "unrevealed": unrevealed, "absent": 0}
     finally:
         ledger.close()
+        if pool is not None:
+            pool.close()
 
 
 def _wall() -> float:
@@ -486,8 +850,9 @@ def _check(results: list[dict], what: str) -> None:
 def summarize_committee(events: Iterable[dict]) -> dict[str, Any]:
     """Per-strategy and per-committee statistics from an iterable of events (one pass).
 
-    Per strategy: nodes, votes, agreements (vote = consensus; no consensus counts as a
-    mismatch) and agreement_rate; ``designated`` agreement counts (one vote per claim, so
+    Per strategy: nodes, votes (seats sat on), unrevealed (seats that cast no vote: sealed but
+    not revealed, or absent; each counts as a mismatch), agreements (vote = consensus; no
+    consensus counts as a mismatch) and agreement_rate; ``designated`` agreement counts (one vote per claim, so
     trials are independent): in all-honest committees the first honest seat, in committees
     with exactly one deviating member that member's vote; windows, slashes, slash_per_window
     (honest: false slashes; deviations: detections), capped slashes; payoff (rewards − the
@@ -510,7 +875,7 @@ def summarize_committee(events: Iterable[dict]) -> dict[str, Any]:
 
     def st(s: str) -> dict[str, Any]:
         if s not in S:
-            S[s] = {"nodes": 0, "votes": 0, "agreements": 0, "designated": {"trials": 0, "agreements": 0},
+            S[s] = {"nodes": 0, "votes": 0, "unrevealed": 0, "agreements": 0, "designated": {"trials": 0, "agreements": 0},
                     "windows": 0, "slashes": 0, "capped_slashes": 0, "paid": 0.0, "cost": 0.0, "slashed": 0.0,
                     "window_payoff": {"n": 0, "total": 0.0, "squares": 0.0}, "first_slash_claims": [],
                     "claim_payoff": {"C": 0, "S": 0.0, "n": 0, "SS": 0.0, "Sn": 0.0, "nn": 0}}
@@ -551,15 +916,17 @@ def summarize_committee(events: Iterable[dict]) -> dict[str, Any]:
                 honest_outcomes[key] += 1
                 d = st("honest")["designated"]
                 d["trials"] += 1
-                d["agreements"] += e["votes"][0] == cons
+                d["agreements"] += e["votes"][0] is not None and e["votes"][0] == cons
             elif len(deviators) == 1:
                 i = deviators[0]
                 d = st(types[i])["designated"]
                 d["trials"] += 1
-                d["agreements"] += e["votes"][i] == cons
+                d["agreements"] += e["votes"][i] is not None and e["votes"][i] == cons
             for node, option, cost, t in zip(e["committee"], e["votes"], e["costs"], types):
                 s = st(t)
-                agree = option == cons
+                agree = option is not None and option == cons
+                if option is None:
+                    s["unrevealed"] += 1
                 s["votes"] += 1
                 s["agreements"] += agree
                 s["paid"] += r * agree

@@ -221,7 +221,11 @@ class GroupCommit:
                 k += len(batch)
 
 
-def ledger_app(ledger: Ledger, settle_every: float = 0.5) -> Any:
+def ledger_app(ledger: Ledger, settle_every: float = 0.5,
+               routes: Callable[[FastAPI, GroupCommit], dict[str, FastHandler] | None] | None = None) -> Any:
+    """The ledger over HTTP: ``/ops`` and one contract route per operation of ``ledger.OPS``
+    (default :data:`reference_node.ledger.OPS`). ``routes(app, group_commit)`` adds a subclass's
+    routes and returns its fast POST handlers, if any (:mod:`reference_node.committee_services`)."""
     app = base_app("ledger")
     gc = GroupCommit(ledger)
     read_lock = asyncio.Lock()
@@ -263,7 +267,7 @@ def ledger_app(ledger: Ledger, settle_every: float = 0.5) -> Any:
 
         app.post(f"/{name}")(handler)
 
-    for name in OPS:
+    for name in getattr(ledger, "OPS", OPS):
         contract_route(name)
 
     @app.get("/commitments")
@@ -325,7 +329,8 @@ def ledger_app(ledger: Ledger, settle_every: float = 0.5) -> Any:
             gc.pool, lambda: ledger.db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0])
         return JSONResponse(s)
 
-    return BodyLimit(app, fast={"/ops": ops})
+    fast = (routes(app, gc) if routes is not None else None) or {}
+    return BodyLimit(app, fast={"/ops": ops, **fast})
 
 
 def _read_feed(path: str, after: int, limit: int) -> list[dict]:
