@@ -60,7 +60,9 @@ is the softmax.
    error is O(η²·t·Var û) (Jensen), small when η·(payoff range) ≪ 1.
    Regret matching (Hart & Mas-Colell 2000, unconditional form): cumulative regrets
    R_{t,i} = Σ_{s≤t} (û_{s,i} − û_{s,a_s}); play x_{t+1} = R_t⁺/ΣR_t⁺ (uniform when no
-   regret is positive). Its mean-field replaces the increment by its expectation
+   regret is positive). :func:`simulate_bandit_learners` is a Monte Carlo of the reference
+   network's bandit-feedback regret-matching and logit-response providers, batch by batch.
+   Its mean-field replaces the increment by its expectation
    u(y_t) − x_t·u(y_t). The empirical distribution of play converges to the set of coarse
    correlated equilibria (Hannan set); against a fixed q that set is the best responses,
    so the provider's (time-averaged) play converges to the best response. The conditional
@@ -1155,3 +1157,77 @@ def hedge_two_population_mean_field(A: Any, B: Any, *, eta: float, verifier_eta:
         zv = zv + verifier_eta * (nj @ x) @ B
         zv -= zv.max()
     return pd.DataFrame(rows)
+
+
+def simulate_bandit_learners(rule: str, A: Any, sampling_rate: float, *, flag_probability: Any,
+                             slash_cost: float, share: Any, window: int, windows: int, runs: int,
+                             gamma: float = 0.05, precision: float = 10.0, seed: Any = 0) -> np.ndarray:
+    r"""Monte Carlo of the network's regret-matching or logit-response providers against a fixed
+    sampling rate q, batch by batch as the in-process network runs them; returns the honest
+    actions of the K providers pooled per window of their own tasks, shape (windows, runs).
+
+    ``share``: (batches, K) tasks of each adaptive provider in each batch (``round_robin``); a
+    provider's window k is its tasks k·w, …, (k + 1)·w − 1 (``window`` = w). In a batch a provider
+    plays its tasks from probabilities p frozen at the batch's start (counts ~ Multinomial); a
+    task with action i is audited with probability q and flagged with probability f_i; its
+    realised payoff is r = A[i, no-audit] − [flagged]·(L + R). Let S_i be the batch's total
+    payoff of action i. Then, as ``reference_node.strategies``:
+
+    * ``rule="regret"`` (``RegretMatching``, unconditional regret matching from bandit feedback
+      with exploration γ): p = (1 − γ)·R⁺/ΣR⁺ + γ/m (uniform when no regret is positive) and
+      R_k += S_k/p_k − Σ_i S_i (the importance-weighted payoff estimate minus the realised one);
+    * ``rule="logit"`` (``LogitResponse``): p = σ(λ·û), û_i = (Σ payoffs of i)/max(1, tasks of i)
+      — the running mean realised payoff of each action, 0 before its first play.
+
+    The mean-field paths (:func:`regret_matching_path`, :func:`logit_response`) describe where
+    these go; this is the distribution of what a run shows on the way (the experiment tests the
+    observed window shares against it).
+    """
+    if rule not in ("regret", "logit"):
+        raise ValueError(f"rule must be 'regret' or 'logit', got {rule!r}")
+    A = np.asarray(A, float)
+    m = A.shape[0]
+    f = np.asarray(flag_probability, float)
+    share = np.asarray(share, np.int64)
+    if share.ndim != 2:
+        raise ValueError(f"share must be (batches, providers), got shape {share.shape}")
+    K = share.shape[1]
+    rng = np.random.default_rng(seed)
+    state_a = np.zeros((K, runs, m))  # regrets, or payoff totals
+    state_b = np.zeros((K, runs, m))  # task counts (logit)
+    done = np.zeros(K, np.int64)  # tasks of each provider so far
+    honest = np.zeros((windows, runs))
+    q = float(sampling_rate)
+    end = windows * window
+    for nb_k in share:
+        for j in range(K):
+            n = int(nb_k[j])
+            if n == 0:
+                continue
+            if rule == "regret":
+                pos = np.maximum(state_a[j], 0.0)
+                s = pos.sum(axis=1, keepdims=True)
+                x = np.where(s > 0, pos / np.where(s > 0, s, 1.0), 1.0 / m)
+                p = (1.0 - gamma) * x + gamma / m
+            else:
+                p = softmax(precision * state_a[j] / np.maximum(state_b[j], 1.0))
+            counts = np.zeros((runs, m), np.int64)
+            t0 = int(done[j])
+            while n > 0:  # split the batch at window edges: each piece's counts are drawn separately
+                k = t0 // window if window > 0 else windows
+                piece = n if k >= windows else min(n, (k + 1) * window - t0)
+                c = rng.multinomial(piece, p)
+                if t0 < end:
+                    honest[k] += c[:, 0]
+                counts += c
+                t0 += piece
+                n -= piece
+            done[j] = t0
+            flagged = rng.binomial(counts, q * f)
+            S = counts * A[:, 1] - flagged * slash_cost
+            if rule == "regret":
+                state_a[j] += S / p - S.sum(axis=1, keepdims=True)
+            else:
+                state_a[j] += S
+                state_b[j] += counts
+    return honest

@@ -36,10 +36,13 @@ What is compared (audit game)
   feedback): per window a normal predictive test against ``simulations`` simulated providers
   (z = (obs − m)/s with s² = Var_sim(window mean)/K + E[x̄(1 − x̄)]/(wK) + MC error², K
   adaptive providers pooled, w tasks each per window); ``regret`` (``regret:γ``) and ``logit``
-  (``logit:λ``): dynamics has no realised-feedback simulation of these rules, so the window
-  shares are shown against the mean-field path (regret matching, mixed with the learner's
-  exploration γ) or the logit response σ(λ·u(q)), and only the final window is tested: its
-  side of 1/2 (honest majority iff q > q* of the parameters file), by the exact one-sided
+  (``logit:λ``), in-process: per window ``stats.monte_carlo`` of the K-pooled honest share
+  against simulated runs of the network's own batched learners
+  (``dynamics.simulate_bandit_learners``, enough runs for the Holm-adjusted tests to be able to
+  fail); over HTTP (no batch structure to simulate) the window shares are shown against the
+  mean-field path (regret matching, mixed with the learner's exploration γ) or the logit
+  response σ(λ·u(q)). For both rules the final window is also tested on its side of 1/2
+  (honest majority iff q > q* of the parameters file), by the exact one-sided
   binomial test of the composite null (p = P(Bin(n, ½) ≤ x) for a predicted honest majority),
   and only when q lies outside the band ``dynamics.resolvable_interval`` says the run cannot
   resolve (ratios of that band to the true q*, placed around the file's q*).
@@ -592,8 +595,11 @@ def _side(q: float, q_star: float, band: _Band) -> str:
 
 
 def _adaptive_predictions(setup: _Setup, rule: str, info: dict[str, Any], rounds: int, windows: int,
-                          window_size: int, K: int, simulations: int, seed: int) -> dict[str, Any]:
-    """Per window: predicted honest share (and for hedge the predictive sd of the K-pooled share)."""
+                          window_size: int, K: int, simulations: int, seed: int,
+                          share: np.ndarray | None = None, level: float = stats.DEFAULT_LEVEL) -> dict[str, Any]:
+    """Per window: predicted honest share (for hedge the predictive sd of the K-pooled share; for
+    regret and logit, given ``share`` — tasks per batch of each adaptive provider — simulated
+    pooled shares of the network's own batched learners, ``samples``)."""
     from mira_theory import dynamics
     from mira_theory.games import audit
 
@@ -621,6 +627,22 @@ def _adaptive_predictions(setup: _Setup, rule: str, info: dict[str, Any], rounds
         return {"predicted": mean, "sd": sd, "source": f"dynamics.simulate_hedge (bandit feedback, "
                 f"{simulations} simulated providers, η = {info['eta']:g}, baseline {info['baseline']:g})"}
     u = dynamics.provider_payoffs(sc, q)
+    if share is not None:
+        fb = dynamics.audit_feedback(sc)
+        m_tests = W + 4 + 3 * len(sc.deviations)  # this report's comparisons, at most
+        runs = max(simulations, math.ceil(4 * m_tests / (1.0 - level)))  # so that the tests can fail
+        honest = dynamics.simulate_bandit_learners(
+            rule, A, q, flag_probability=fb["flag_probability"], slash_cost=fb["slash_cost"], share=share,
+            window=w, windows=W, runs=runs, gamma=info.get("gamma", 0.05), precision=info.get("precision", 10.0),
+            seed=[seed, 7919, 3])
+        samples = honest / (K * w)
+        what = f"γ = {info['gamma']:g}" if rule == "regret" else f"λ = {info['precision']:g}"
+        limit = None
+        if rule == "logit":
+            limit = float(dynamics.logit_response(u, info["precision"])[0])
+        return {"predicted": samples.mean(axis=1), "sd": None, "samples": samples, "limit": limit,
+                "source": f"dynamics.simulate_bandit_learners('{rule}', {what}): {runs} simulated runs of the "
+                          f"{K} providers, batched as the network runs them"}
     if rule == "regret":
         path = dynamics.predicted_learning_path("regret-matching", u, 0.0, W * w, names=names)
         x = path["honest"].to_numpy()[: W * w]
@@ -638,10 +660,11 @@ def _adaptive_predictions(setup: _Setup, rule: str, info: dict[str, Any], rounds
 
 def _adaptive_comparisons(setup: _Setup, obs: _Observed, spec: str, rule: str, info: dict[str, Any],
                           K: int, rounds: int, windows: int, simulations: int, seed: int, level: float,
-                          notes: list[str]) -> tuple[list[stats.Comparison], dict[str, Any], _Band]:
+                          notes: list[str], share: np.ndarray | None = None
+                          ) -> tuple[list[stats.Comparison], dict[str, Any], _Band]:
     counts = obs.windows[spec]
     w = obs.window_size
-    pred = _adaptive_predictions(setup, rule, info, rounds, windows, w, K, simulations, seed)
+    pred = _adaptive_predictions(setup, rule, info, rounds, windows, w, K, simulations, seed, share, level)
     q = float(setup.scenario.audit.sampling_rate)
     q_star_file = setup.predictions.get("deterrence_sampling_rate")
     band = _band(setup.scenario, rule, info, rounds, int(counts[-1, 1]), level)
@@ -654,7 +677,13 @@ def _adaptive_comparisons(setup: _Setup, obs: _Observed, spec: str, rule: str, i
         obs_share = h / n
         row = {"start": k * w, "end": (k + 1) * w - 1, "observed": obs_share, "n": n,
                "interval": stats.clopper_pearson(h, n, level), "predicted": float(pred["predicted"][k])}
-        if pred["sd"] is not None:
+        if pred.get("samples") is not None:
+            c = stats.monte_carlo(f"{rule} providers: honest share, their tasks {k * w}–{(k + 1) * w - 1} "
+                                  "(against simulated learners)", obs_share, pred["samples"][k], level,
+                                  note=pred["source"], n=n)
+            row["band"] = c.interval
+            comps.append(c)
+        elif pred["sd"] is not None:
             m, s = float(pred["predicted"][k]), float(pred["sd"][k])
             row["band"] = (max(0.0, m - z * s), min(1.0, m + z * s))
             comps.append(stats.predictive(
@@ -677,8 +706,9 @@ def _adaptive_comparisons(setup: _Setup, obs: _Observed, spec: str, rule: str, i
                                          f"{q / float(q_star_file):.3f}: predicted {side} majority)",
                                          h, n, side, float(pred["predicted"][-1]), level,
                                          note=pred["source"]))
-        notes.append(f"{rule}: the window shares are shown against {pred['source']}; only the final "
-                     "window's side of 1/2 is tested (dynamics has no realised-feedback simulation of this rule)")
+        if pred.get("samples") is None:
+            notes.append(f"{rule}: the window shares are shown against {pred['source']}; only the final "
+                         "window's side of 1/2 is tested")
     traj = {"rule": rule, "spec": spec, "providers": K, "window": w, "source": pred["source"],
             "windows": rows, "sampling_rate": q}
     return comps, traj, band
@@ -833,7 +863,7 @@ def two_population_comparisons(batches: np.ndarray, prediction: TwoPopulationPre
                 note=f"simulated: t̄ − t° with the game's t° = {geq[1]:.6g}; {prediction.source}"))
     if prediction.longer is not None:
         lg = prediction.longer
-        horizons.append({"label": f"{lg.params['tasks'] // max(1, sim.params['tasks'])}× longer (predicted)",
+        horizons.append({"label": f"{lg.params['tasks'] // max(1, sim.params['tasks'])}× longer",
                          "tasks": int(lg.params["tasks"]), "eta": lg.params["eta"],
                          "verifier_eta": lg.params["verifier_eta"], "observed": None,
                          "predicted": _moments(lg, geq)})
@@ -1144,6 +1174,10 @@ def _plot_two_population(batches: np.ndarray, pred: TwoPopulationPrediction, dat
     if eq:
         ax.plot([eq[0]], [eq[1]], "*", color="C3", ms=14, label=f"mixed equilibrium ({eq[0]:.3g}, {eq[1]:.3g})")
     ax.set_xscale("log")
+    shown = np.concatenate([smooth(q), smooth(sim.path_rate)])  # the mean field may spiral far out: not framed
+    shown = shown[shown > 0]
+    if shown.size:
+        ax.set_xlim(shown.min() / 2, min(1.0, shown.max() * 1.5))
     ax.set_xlabel("sampling rate q_t (log scale)")
     ax.set_ylabel("deviation share")
     ax.set_title("trajectory")
@@ -1292,8 +1326,16 @@ def run_experiment(scenario: Scenario | str | Path, params: str | Path | dict | 
     trajectories: dict[str, Any] = {}
     band = None
     if adaptive is not None:
+        share = None
+        if adaptive in ("regret", "logit") and mode == "inprocess":  # the network's batches, exactly
+            from mira_theory import dynamics
+
+            where = [i for i, sp in enumerate(specs) if sp == spec]
+            sizes = dynamics.batch_sizes(tasks, batch)
+            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            share = np.stack([dynamics.round_robin(int(a), int(n), providers)[where] for a, n in zip(starts, sizes)])
         c, traj, band = _adaptive_comparisons(setup, obs, spec, adaptive, info, K, per_provider, windows,
-                                              simulations, seed, level, notes)
+                                              simulations, seed, level, notes, share)
         comps += c
         trajectories[spec] = traj
         if adaptive == "hedge" and mode == "processes":

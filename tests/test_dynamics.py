@@ -485,3 +485,38 @@ def test_two_population_time_averages_approach_the_mixed_equilibrium():
                                                slash_cost=21.0, runs=6, seed=3)
         dist.append(np.hypot(sim.rate_total - 1 / 21, sim.deviation_total - 4 / 45).mean())
     assert dist[1] < 0.025 and dist[1] < 0.6 * dist[0], dist  # 1/√8 ≈ 0.35
+
+
+@pytest.mark.parametrize("rule, kw", [("regret", {"gamma": 0.1}), ("logit", {"precision": 3.0})])
+def test_bandit_learner_simulation_matches_the_network_learners(rule, kw):
+    """The batched Monte Carlo against the reference node's own learner classes driven task by task
+    (choose a batch, then observe the commit payoffs and the slashes), audited with probability q."""
+    from reference_node import strategies
+
+    q, batch, batches, window, runs = 0.3, 8, 12, 12, 1500  # windows straddle batches
+    rng = np.random.default_rng(7)
+    honest = np.zeros((8, runs))
+    for r in range(runs):
+        learner = (strategies.RegretMatching(["honest", "weaker-model", "random-output"], rng, gamma=kw["gamma"])
+                   if rule == "regret" else
+                   strategies.LogitResponse(["honest", "weaker-model", "random-output"], rng,
+                                            precision=kw["precision"]))
+        t = 0
+        for _ in range(batches):
+            actions = [learner.choose() for _ in range(batch)]
+            for a in actions:
+                if t < 8 * window:
+                    honest[t // window, r] += a == "honest"
+                t += 1
+            for a in actions:
+                i = learner.actions.index(a)
+                learner.observe(a, HAND_A[i, 1])  # commit: R − c
+                if rng.random() < q * HAND_FLAG[i]:
+                    learner.observe(a, -21.0)  # slashed: −(L + R)
+    sim = dy.simulate_bandit_learners(rule, HAND_A, q, flag_probability=HAND_FLAG, slash_cost=21.0,
+                                      share=np.full((batches, 1), batch), window=window, windows=8, runs=4 * runs,
+                                      seed=3, **kw)
+    a, b = honest / window, sim / window
+    se = np.sqrt(a.var(axis=1) / runs + b.var(axis=1) / (4 * runs))
+    assert np.all(np.abs(a.mean(axis=1) - b.mean(axis=1)) < 4 * se), (a.mean(axis=1), b.mean(axis=1), se)
+    assert b[-1].mean() > b[0].mean() + 0.05  # the learners move (honest is the best response at q = 0.3)
