@@ -532,8 +532,8 @@ class CommitteeLedger(Ledger):
                 commitment = _item_hex(c, where, "commitment", 64)
                 sig = _item_hex(c, where, "signature", 128)
                 if self.verify_signatures and not self._signature_ok(a, sig, seal_message(claim_id, node, commitment)):
-                    raise LedgerError(401, f"field '{where}.signature': expected {node!r}'s Ed25519 signature over "
-                                           f"its commitment on claim {claim_id!r}, found an invalid one")
+                    raise LedgerError(401, f"field '{where}.signature': expected the Ed25519 signature of {node!r} "
+                                           f"over its commitment on claim {claim_id!r}, found an invalid one")
             cost = _item(c, where, "cost", (int, float), required=False, default=0.0)
             if not math.isfinite(cost) or cost < 0:
                 raise LedgerError(422, f"field '{where}.cost': expected a finite cost ≥ 0, found {cost!r}")
@@ -596,12 +596,12 @@ class CommitteeLedger(Ledger):
             sig = _item_hex(r, where, "signature", 128)
             if self.verify_signatures and not self._signature_ok(self.accounts[node], sig,
                                                                  vote_message(claim_id, node, option)):
-                raise LedgerError(401, f"field '{where}.signature': expected {node!r}'s Ed25519 signature over its "
-                                       f"vote on claim {claim_id!r}, found an invalid one")
+                raise LedgerError(401, f"field '{where}.signature': expected the Ed25519 signature of {node!r} over "
+                                       f"its vote on claim {claim_id!r}, found an invalid one")
             if vote_commitment(claim_id, node, option, bytes.fromhex(salt)) != commitments[seat]:
-                raise LedgerError(422, f"field '{where}': expected the option and salt that open {node!r}'s "
-                                       f"commitment {commitments[seat][:16]}… on claim {claim_id!r}, found a reveal "
-                                       "that does not (another option or salt)")
+                raise LedgerError(422, f"field '{where}': expected the option and salt that open the commitment "
+                                       f"{commitments[seat][:16]}… of {node!r} on claim {claim_id!r}, found a "
+                                       "reveal that does not (another option or salt)")
             votes[seat], sigs[seat], salts[seat] = option, sig, salt
         # --- validated: state changes from here on
         del self._sealed[claim_id]

@@ -1,5 +1,5 @@
-"""The consensus game in the reference network: seeded models, signed votes, the committee
-ledger, windowed slashing, and the experiment comparing a run with the exported predictions."""
+"""The consensus game in the reference network: seeded models, commit-then-reveal votes, the
+committee ledger, windowed slashing, and the experiment comparing a run with the exported predictions."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ from mira_theory.games import consensus
 from reference_node import crypto, events
 from reference_node.committee import (
     CommitteeLedger,
+    CommitteeNode,
     CommitteeParams,
     SeededModels,
     run_committee,
+    seal_message,
     summarize_committee,
+    vote_commitment,
     vote_message,
 )
 from reference_node.ledger import Ledger
@@ -121,39 +124,236 @@ def test_same_seed_same_run_and_invariant(binary_doc, tmp_path):
     Ledger(tmp_path / "a.sqlite", cp.node_params()).close()
 
 
-def test_ledger_checks_votes(binary_doc, tmp_path):
-    cp = CommitteeParams.from_doc(binary_doc)
-    led = CommitteeLedger(tmp_path / "l.sqlite", cp)
-    try:
-        keys = {f"n{i}": crypto.Key(1, f"n{i}") for i in range(6)}
-        ops = [{"op": "register", "request_id": f"r{n}", "account": n, "kind": "verifier", "pubkey": k.public_hex}
-               for n, k in keys.items()]
-        ops += [{"op": "deposit", "request_id": f"d{n}", "account": n, "amount": 50.0} for n in keys]
-        assert all(r["ok"] for r in led.execute(ops))
+# --------------------------------------------------------------------------------------
+# commit-then-reveal on the ledger
+# --------------------------------------------------------------------------------------
 
-        def claim(cid, options, signer=None):
-            votes = [{"node": n, "option": o, "signature": (signer or keys[n]).sign(vote_message(cid, n, o))}
-                     for n, o in zip(list(keys)[:5], options)]
-            return {"op": "claim", "request_id": f"claim:{cid}", "claim_id": cid, "client": "cl", "options": 2,
-                    "truth": 0, "votes": votes}
+SEED = 1
 
-        ok, = led.execute([claim("c1", [0, 0, 0, 1, 1])])
-        assert ok["ok"] and ok["consensus"] == 0 and ok["correct"] and ok["paid"] == pytest.approx(3 * cp.reward)
-        assert led.accounts["n0"].balance == round(cp.reward * UNIT) and led.accounts["n3"].balance == 0
-        forged, = led.execute([claim("c2", [0, 0, 0, 1, 1], signer=keys["n5"])])
-        assert not forged["ok"] and forged["status"] == 401
-        replay, = led.execute([claim("c1", [0, 0, 0, 1, 1])])
-        assert replay["ok"] and replay["replayed"]
-        again = claim("c1", [0, 0, 0, 1, 1])
-        again["request_id"] = "other"
-        dup, = led.execute([again])
-        assert not dup["ok"] and dup["status"] == 409
-        seq = led.seq
-        short, = led.execute([{**claim("c3", [0, 0, 0, 1, 1]), "votes": claim("c3", [0] * 5)["votes"][:4]}])
-        assert not short["ok"] and led.seq == seq  # a rejected operation leaves no trace
-        led.check_invariant(full=True)
-    finally:
-        led.close()
+
+class Net:
+    """A CommitteeLedger with nodes n0..n5 staked, n6 registered without stake, a client account."""
+
+    def __init__(self, path, cp):
+        self.cp = cp
+        self.led = CommitteeLedger(path, cp)
+        self.nodes = {f"n{i}": CommitteeNode(f"n{i}", "honest", SEED) for i in range(7)}
+        ops = [{"op": "register", "request_id": f"r{n}", "account": n, "kind": "verifier",
+                "pubkey": nd.key.public_hex, "strategy": "honest"} for n, nd in self.nodes.items()]
+        ops += [{"op": "deposit", "request_id": f"d{n}", "account": n, "amount": 50.0} for n in list(self.nodes)[:6]]
+        ops.append({"op": "register", "request_id": "rcl", "account": "cl", "kind": "client",
+                    "pubkey": crypto.Key(SEED, "cl").public_hex})
+        assert all(r["ok"] for r in self.led.execute(ops))
+
+    def commit(self, cid, options, members=("n0", "n1", "n2", "n3", "n4"), rid=None, absent=()):
+        seats = [{"node": n, "commitment": None} if n in absent else self.nodes[n].seal(cid, o, 0.04)
+                 for n, o in zip(members, options)]
+        return {"op": "vote_commit", "request_id": rid or f"vote_commit:{cid}", "claim_id": cid, "client": "cl",
+                "options": self.cp.options, "truth": 0, "commitments": seats}
+
+    def reveal(self, cid, options, members=("n0", "n1", "n2", "n3", "n4"), rid=None):
+        return {"op": "claim", "request_id": rid or f"claim:{cid}", "claim_id": cid,
+                "reveals": [self.nodes[n].reveal(cid, o) for n, o in zip(members, options)]}
+
+    def one(self, op):
+        """Apply one op; a rejected one must leave no trace (no event, no balance moved)."""
+        seq, bal = self.led.seq, {k: (a.balance, a.locked) for k, a in self.led.accounts.items()}
+        sealed, windows = dict(self.led._sealed), {k: list(v) for k, v in self.led._windows.items()}
+        res, = self.led.execute([op])
+        if not res["ok"]:
+            assert self.led.seq == seq and {k: (a.balance, a.locked) for k, a in self.led.accounts.items()} == bal
+            assert self.led._sealed == sealed and self.led._windows == windows
+        return res
+
+
+@pytest.fixture
+def net(binary_doc, tmp_path):
+    doc = copy.deepcopy(binary_doc)
+    doc["parameters"]["window"] = 2  # windows close within a few claims
+    n = Net(tmp_path / "l.sqlite", CommitteeParams.from_doc(doc))
+    yield n
+    n.led.close()
+
+
+def test_commit_then_reveal_decides_pays_and_logs(net):
+    cp, led = net.cp, net.led
+    sealed = net.one(net.commit("c1", [0, 0, 0, 1, 1]))
+    assert sealed["ok"] and sealed["committee"] == ["n0", "n1", "n2", "n3", "n4"]
+    assert led.accounts["n0"].balance == 0 and "c1" in led._sealed  # sealed: nothing paid or decided yet
+    # the commitment hides the vote: it is sha256 over (claim, node, option, salt), salt secret
+    salt = net.nodes["n0"].salt("c1")
+    assert sealed["commitments"][0] == vote_commitment("c1", "n0", 0, salt) != vote_commitment("c1", "n0", 1, salt)
+    assert crypto.verify(crypto.public_key(net.nodes["n0"].key.public_hex), sealed["signatures"][0],
+                         seal_message("c1", "n0", sealed["commitments"][0]))
+    ok = net.one(net.reveal("c1", [0, 0, 0, 1, 1]))
+    assert ok["ok"] and ok["consensus"] == 0 and ok["correct"] and ok["paid"] == pytest.approx(3 * cp.reward)
+    assert ok["votes"] == [0, 0, 0, 1, 1] and ok["seats"] == ["revealed"] * 5 and ok["commit_seq"] == sealed["seq"]
+    assert ok["salts"][0] == salt.hex() and ok["commitments"] == sealed["commitments"]
+    assert ok["costs"] == [0.04] * 5 and ok["truth"] == 0
+    assert led.accounts["n0"].balance == round(cp.reward * UNIT) and led.accounts["n3"].balance == 0
+    assert "c1" not in led._sealed and "c1" in led._decided
+    led.check_invariant(full=True)
+
+
+def test_reveal_checks_leave_the_ledger_unchanged(net):
+    # a reveal before its commit
+    r = net.one(net.reveal("c1", [0, 0, 0, 1, 1]))
+    assert r["status"] == 409 and "has no sealed votes" in r["error"]
+    assert net.one(net.commit("c1", [0, 0, 0, 1, 1]))["ok"]
+    good = net.reveal("c1", [0, 0, 0, 1, 1])
+
+    def variant(i, **change):
+        op = copy.deepcopy(good)
+        op["reveals"][i].update(change)
+        return op
+
+    other = net.nodes["n0"].salt("c-other").hex()
+    cases = [
+        (variant(1, salt=other), 422, "reveals[1]': expected the option and salt that open the commitment"),
+        # the wrong option, signed by the node itself: the commitment does not open
+        (variant(2, **{k: v for k, v in net.nodes["n2"].reveal("c1", 1).items() if k != "salt"}), 422,
+         "another option or salt"),
+        # the wrong option under the signature of the sealed one: the signature does not verify
+        (variant(2, option=1), 401, "reveals[2].signature"),
+        # forged: n5's key signs n3's vote
+        (variant(3, signature=net.nodes["n5"].key.sign(vote_message("c1", "n3", 1))), 401, "reveals[3].signature"),
+        (variant(0, signature=None), 422, "reveals[0].signature': expected a value"),
+        (variant(0, salt="zz"), 422, "reveals[0].salt': expected 64 lowercase hex"),
+        (variant(0, option=7), 422, "reveals[0].option': expected 0..1"),
+        (variant(0, option=True), 422, "reveals[0].option': expected an integer, found a boolean"),
+        (variant(4, node="n5"), 403, "holds no seat"),
+        (variant(4, node="bad id!"), 422, "reveals[4].node"),
+        ({**good, "reveals": good["reveals"] + [good["reveals"][0]]}, 422, "at most one per seat"),
+        ({**good, "reveals": good["reveals"][:2] + [good["reveals"][0]]}, 422, "found 'n0' twice"),
+        ({**good, "reveals": "all"}, 422, "field 'reveals': expected a list"),
+        ({**good, "reveals": [5]}, 422, "reveals[0]': expected an object"),
+        ({**good, "votes": []}, 422, "field 'votes': expected 'reveals'"),
+    ]
+    for op, status, needle in cases:
+        r = net.one(op)
+        assert not r["ok"] and r["status"] == status and needle in r["error"], (needle, r)
+    assert "c1" in net.led._sealed  # still awaiting its reveals
+    ok = net.one(good)
+    assert ok["ok"] and ok["consensus"] == 0
+    # replayed: the same request returns the first result; a new request for a decided claim is refused
+    seq = net.led.seq
+    again = net.one(good)
+    assert again["ok"] and again["replayed"] and again["consensus"] == 0 and net.led.seq == seq
+    r = net.one({**good, "request_id": "claim:c1:again"})
+    assert r["status"] == 409 and "already decided" in r["error"]
+    r = net.one(net.commit("c1", [0, 0, 0, 1, 1], rid="vote_commit:c1:again"))
+    assert r["status"] == 409 and "already decided" in r["error"]
+
+
+def test_commit_checks_leave_the_ledger_unchanged(net):
+    good = net.commit("c1", [0, 1, 0, 1, 0])
+
+    def variant(i, **change):
+        op = copy.deepcopy(good)
+        op["commitments"][i].update(change)
+        return op
+
+    cases = [
+        (variant(0, node="ghost"), 404, "unknown account 'ghost'"),
+        (variant(0, node="cl"), 403, "is a client, not a verifier"),
+        (variant(0, node="n6"), 409, "no stake left"),  # registered, not staked
+        (variant(1, **net.nodes["n0"].seal("c1", 0, 0.04)), 422, "repeated node"),
+        (variant(2, commitment="12ab"), 422, "commitments[2].commitment': expected 64 lowercase hex"),
+        (variant(2, signature=None), 422, "commitments[2].signature': expected a value"),
+        (variant(2, signature=net.nodes["n5"].key.sign(seal_message("c1", "n2", good["commitments"][2]["commitment"]))),
+         401, "commitments[2].signature"),
+        (variant(3, cost=-1), 422, "commitments[3].cost"),
+        ({**good, "commitments": good["commitments"][:4]}, 422, "one per seat, 5, found 4"),
+        ({**good, "commitments": [{"node": f"n{i}", "commitment": None} for i in range(5)]}, 422,
+         "at least one sealed vote"),
+        ({**good, "options": 3}, 422, "field 'options': expected 2"),
+        ({**good, "truth": 2}, 422, "field 'truth'"),
+        ({**good, "claim_id": "bad id!"}, 422, "field 'claim_id'"),
+        ({**good, "op": "vote_commits"}, 422, "vote_commit, claim"),
+    ]
+    for op, status, needle in cases:
+        r = net.one(op)
+        assert not r["ok"] and r["status"] == status and needle in r["error"], (needle, r)
+    first = net.one(good)
+    assert first["ok"]
+    # a second commit for the claim: refused whoever sends it (another request id, other seats)
+    r = net.one(net.commit("c1", [1, 1, 1, 1, 1], members=("n1", "n2", "n3", "n4", "n5"), rid="vc-2"))
+    assert r["status"] == 409 and "already has sealed votes" in r["error"]
+    # the same request id with other content is a conflict; the same request is a replay
+    r = net.one(net.commit("c1", [1, 1, 1, 1, 1]))
+    assert r["status"] == 409 and "different operation" in r["error"]
+    again = net.one(good)
+    assert again["ok"] and again["replayed"] and again["seq"] == first["seq"]
+
+
+def test_unrevealed_and_absent_seats_cast_no_vote(net):
+    cp, led = net.cp, net.led
+    r = cp.reward
+    # n4 sealed a vote for 0 but does not reveal it; n3 is absent (sealed nothing)
+    assert net.one(net.commit("c1", [0, 0, 0, 1, 0], absent=("n3",)))["ok"]
+    bad = net.one(net.reveal("c1", [0, 0, 0, 1], members=("n0", "n1", "n2", "n3")))
+    assert bad["status"] == 409 and "sealed no vote" in bad["error"]  # an absent seat has nothing to reveal
+    ok = net.one(net.reveal("c1", [0, 0, 0], members=("n0", "n1", "n2")))
+    assert ok["ok"] and ok["consensus"] == 0 and ok["seats"] == ["revealed"] * 3 + ["absent", "unrevealed"]
+    assert ok["votes"] == [0, 0, 0, None, None] and ok["signatures"][3:] == [None, None]
+    assert ok["salts"][3:] == [None, None] and ok["commitments"][3] is None and ok["paid"] == pytest.approx(3 * r)
+    assert led.accounts["n4"].balance == 0  # would have matched: an unrevealed vote is not paid
+    # below quorum without the missing votes: no consensus, and no seat agrees with "none"
+    assert net.one(net.commit("c2", [0, 0, 1, 1, 1]))["ok"]
+    ok2 = net.one(net.reveal("c2", [0, 0, 1, 1], members=("n0", "n1", "n2", "n3")))
+    assert ok2["consensus"] is None and ok2["correct"] is None and ok2["paid"] == 0
+    # the window (W = 2) of n3 and n4: two claims, no match, slashed; n0 matched once of two
+    w = {e["node"]: e for e in ok2["windows"]}
+    assert set(w) == {"n0", "n1", "n2", "n3", "n4"}
+    assert (w["n3"]["matches"], w["n4"]["matches"], w["n0"]["matches"]) == (0, 0, 1)
+    assert all(e["slashed"] for e in w.values())  # required = ⌈0.7·2⌉ = 2 matches
+    s = summarize_committee(events.iter_events(led.path))
+    assert s["by_strategy"]["honest"]["unrevealed"] == 3 and s["by_strategy"]["honest"]["agreements"] == 3
+    assert s["outcomes"] == {"correct": 1, "wrong": 0, "none": 1}
+    led.check_invariant(full=True)
+
+
+def test_a_restarted_ledger_takes_the_reveals(net):
+    cp, path = net.cp, net.led.path
+    assert net.one(net.commit("c1", [0, 0, 0, 1, 1]))["ok"]
+    assert net.one(net.commit("c2", [1, 1, 1, 1, 0]))["ok"]
+    assert net.one(net.reveal("c2", [1, 1, 1, 1, 0]))["ok"]
+    net.led.close()
+    net.led = led = CommitteeLedger(path, cp)  # the sealed votes and windows are rebuilt from the log
+    assert set(led._sealed) == {"c1"} and led._decided == {"c2"}
+    assert led.sealed_claims(["c1", "c2", "c3"]) == {
+        "c1": {"status": "sealed", "committee": ["n0", "n1", "n2", "n3", "n4"],
+               "commitments": led._sealed["c1"]["commitments"], "commit_seq": led._sealed["c1"]["seq"]},
+        "c2": {"status": "decided"}}
+    assert led._windows["n4"] == [0, 1, 0] and led._windows["n0"] == [0, 1, 1]
+    ok = net.one(net.reveal("c1", [0, 0, 0, 1, 1]))
+    assert ok["ok"] and ok["consensus"] == 0 and len(ok["windows"]) == 5
+    led.check_invariant(full=True)
+
+
+def test_withholding_nodes_are_slashed_and_the_pool_changes_nothing(binary_doc, tmp_path):
+    doc = copy.deepcopy(binary_doc)
+    doc["parameters"]["window"] = 20
+    mix = ["honest"] * 8
+    kw = dict(withhold={"node-0": 1.0, "node-1": 0.5}, batch=64)
+    w = run_committee(doc, tmp_path / "a.sqlite", mix, 400, seed=3, parallel=True, **kw)
+    run_committee(doc, tmp_path / "b.sqlite", mix, 400, seed=3, parallel=False, **kw)
+    assert _events(tmp_path / "a.sqlite") == _events(tmp_path / "b.sqlite")
+    claims = [e for e in events.iter_events(tmp_path / "a.sqlite") if e["kind"] == "claim"]
+    seats = {n: [s for e in claims for nd, s in zip(e["committee"], e["seats"]) if nd == n] for n in ("node-0",
+                                                                                                        "node-1")}
+    assert seats["node-0"] and set(seats["node-0"]) == {"unrevealed"}
+    assert stats.binomial("withheld", 0.5, seats["node-1"].count("unrevealed"), len(seats["node-1"]), LEVEL).passed
+    assert w["unrevealed"] == len(seats["node-0"]) + seats["node-1"].count("unrevealed")
+    wins = [e for e in events.iter_events(tmp_path / "a.sqlite") if e["kind"] == "window"]
+    # never revealing: every window closes with 0 matches and is slashed; honest revealers are not
+    assert {(e["matches"], e["slashed"]) for e in wins if e["node"] == "node-0"} == {(0, True)}
+    assert not any(e["slashed"] for e in wins if e["node"] not in ("node-0", "node-1"))
+    # every decided vote opens its commitment
+    for e in claims[:50]:
+        for nd, v, c, s in zip(e["committee"], e["votes"], e["commitments"], e["salts"]):
+            if v is not None:
+                assert vote_commitment(e["claim_id"], nd, v, bytes.fromhex(s)) == c
 
 
 def test_population_predictions_match_export_without_deviators(binary_doc):
