@@ -465,12 +465,12 @@ class Coordinator:
 
     async def run(self, claims: int, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
+        tasks: list[asyncio.Task] = []
         try:
             await self.start()
             rng = committee_rng(self.seed)
             lat: dict[str, float] = {}
             slots = asyncio.Semaphore(self.concurrency)
-            tasks: list[asyncio.Task] = []
             prev: asyncio.Event | None = None
             for start in range(0, claims, self.batch):
                 await slots.acquire()
@@ -482,7 +482,10 @@ class Coordinator:
                 tasks.append(task)
                 prev = done
             await asyncio.gather(*tasks)
-        finally:
+        finally:  # interrupted or failed: stop the batches in flight before their session closes
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.http.close()
         seconds = time.perf_counter() - t0
         values = np.array(list(lat.values())) if lat else np.zeros(1)
