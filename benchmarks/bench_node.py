@@ -57,6 +57,38 @@ def _ed25519_costs(n: int = 4000) -> tuple[float, float]:
     return sign * 1e6, (time.perf_counter() - t) / n * 1e6
 
 
+def _inference_rows(batch: int = 512, repeats: int = 50) -> list[dict[str, Any]]:
+    """The declared model's cost per task at the network's batch size: the exact float64 (BLAS) path
+    the network uses, beside the same integer network in numpy int64 (the plain way to compute it)."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from reference_node import models
+
+    inputs = [models.task_input("bench", i) for i in range(batch)]
+    m = models.by_name("declared")
+    pixels = models.decode(inputs)
+    assert np.array_equal(m.scores(pixels), m.scores_int64(pixels))
+
+    def best(f: Any) -> float:
+        out = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            f()
+            out = min(out, time.perf_counter() - t)
+        return out / batch * 1e6
+    with models.one_blas_thread():
+        full = best(lambda: m.run(inputs))
+        fast = best(lambda: m.scores(pixels))
+        plain = best(lambda: m.scores_int64(pixels))
+    return [{"group": "inference", "name": f"declared model ({m.multiply_adds} multiply-adds), decode + scores",
+             "value": full, "unit": "µs/task", "baseline": "", "ratio": None, "target": "", "met": None,
+             "note": f"batch {batch}, best of {repeats}, one BLAS thread"},
+            {"group": "inference", "name": "scores: exact float64 path ÷ numpy int64", "value": fast,
+             "unit": "µs/task", "baseline": f"{plain:.2f} µs/task", "ratio": plain / fast, "target": "", "met": None,
+             "note": "same integers (checked); float64 is exact because every partial sum stays below 2^53"}]
+
+
 def _params(d: Path) -> Path:
     sys.path.insert(0, str(ROOT))
     from reference_node.testing import write_params
@@ -184,6 +216,7 @@ def run(quick: bool | None = None) -> list[dict[str, Any]]:
                                  f"({crypto_us:.0f} µs of Ed25519 per task: sign {sign_us:.0f}"
                                  f"{f', verify {verify_us:.0f}' if verify else ''}); "
                                  f"1-min load average at the end {os.getloadavg()[0]:.1f}"})
+        rows += _inference_rows()
         m = _memory(d, mem_tasks)
         samples = m["samples"]
         base = next((rss for n, rss in samples if n >= mem_tasks // 10), samples[0][1])
