@@ -136,17 +136,22 @@ class Network:
                 for v in self.verifiers:
                     v.rate = rate
             more = i + n < end
-            if self._worker is not None:  # the providers' process makes batch k+1 while k is recorded here
+            if self._worker is not None:
+                # the providers' process works two batches ahead (k+1, k+2) and the pool checks batch k+1's
+                # signatures while batch k is recorded and audited here
                 if ahead is None:
                     self._worker.submit(i, n)
-                ops = self._worker.result()
+                    if more:
+                        self._worker.submit(i + n, min(batch, end - i - n))
+                    ahead = self._received()
+                ops, checks = ahead
+                fed = self._record(ops, checks.result() if checks is not None else None)
                 ahead = None
                 if more:
-                    self._worker.submit(i + n, min(batch, end - i - n))
-                    ahead = True
-                verified = self.pool.verify(self.ledger.verify_jobs(ops)) if self.ledger.verify_signatures \
-                    else None
-                fed = self._record(ops, verified)
+                    ahead = self._received()
+                    after = i + n + min(batch, end - i - n)
+                    if after < end:
+                        self._worker.submit(after, min(batch, end - after))
             elif pipelined:
                 if ahead is None:
                     ahead = self._stage.submit(self._complete, self._prepare(i, n))
@@ -174,6 +179,13 @@ class Network:
         self.committed = end  # a further run continues the workload after these tasks
         elapsed = time.perf_counter() - start
         return {"tasks": tasks, "seconds": elapsed, "tasks_per_second": tasks / elapsed if elapsed else None}
+
+    def _received(self) -> tuple[list[dict], Any]:
+        """The worker's next batch, and the future of the ledger's signature checks of it (or None)."""
+        ops = self._worker.result()
+        if not self.ledger.verify_signatures:
+            return ops, None
+        return ops, self.pool.submit_verify(self.ledger.verify_jobs(ops))
 
     def _prepare(self, i: int, n: int) -> list[tuple[Provider, Any]]:
         """Every provider runs its share of tasks i..i+n (outputs and the messages to sign)."""
