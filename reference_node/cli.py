@@ -13,7 +13,7 @@ The consensus game (a params file exported from a consensus scenario):
 
     mira-node up --params c.json --nodes 10 --claims 2000 --out runs/NAME
                  [--mix honest=9,random-guess=1] [--models seeded|digits] [--withhold node-3=0.5]
-                 [--batch 64] [--inflight 4] [--timeout 10] [--seed S] [--inprocess] [--quiet]
+                 [--batch 128] [--inflight 3] [--timeout 10] [--seed S] [--inprocess] [--quiet]
     mira-node ledger         --params c.json --db ledger.sqlite      (serves the CommitteeLedger)
     mira-node committee-node --params c.json --ledger URL --id node-0 --index 0 [--strategy honest]
                              [--models seeded|digits] [--stake X] [--withhold P]
@@ -431,7 +431,8 @@ def _up_consensus_http(args: argparse.Namespace, cp: Any, specs: list[str], clai
                               "--withhold", repr(withhold.get(f"node-{i}", 0.0))], 0)
                for i, sp in enumerate(specs)])
         coordinator = Coordinator(cp, ledger, urls[1:], args.seed, models=args.models, batch=args.batch,
-                                  concurrency=args.inflight, timeout=args.timeout)
+                                  concurrency=args.inflight, timeout=args.timeout,
+                                  ids=[f"node-{i}" for i in range(len(specs))])
         bar, update = _progress(claims, args.quiet, "claims")
         try:
             return asyncio.run(coordinator.run(claims, progress=update))
@@ -486,7 +487,11 @@ def _open_ledger(path: str, params: Any):
 
     try:
         if isinstance(params, CommitteeParams):
-            return CommitteeLedger(path, params)
+            # every vote is two signatures to check: on a pool of threads (a second core), which
+            # GroupCommit's batches keep busy (same results as inline: reference_node.parallel)
+            from reference_node.parallel import CryptoPool
+
+            return CommitteeLedger(path, params, crypto_pool=CryptoPool() if CryptoPool.useful() else None)
         return Ledger(path, params)
     except sqlite3.Error as err:
         raise UsageError(f"--db {path}: expected an SQLite ledger database (or a new path in an existing "
@@ -668,8 +673,8 @@ def parser() -> argparse.ArgumentParser:
     cg.add_argument("--models", choices=("seeded", "digits"), default="seeded",
                     help="the nodes' models: seeded stand-ins (the theory's error law) or the digits verifiers")
     cg.add_argument("--withhold", default=None, help="NODE=P,...: node withholds each reveal with probability P")
-    cg.add_argument("--batch", type=_count, default=64, help="claims per coordinator batch")
-    cg.add_argument("--inflight", type=_count, default=4, help="coordinator batches in flight")
+    cg.add_argument("--batch", type=_count, default=128, help="claims per coordinator batch")
+    cg.add_argument("--inflight", type=_count, default=3, help="coordinator batches in flight")
     cg.add_argument("--timeout", type=_positive_float, default=10.0,
                     help="seconds a member has to seal, and to reveal, before its seat counts as absent/unrevealed")
     up.set_defaults(func=cmd_up)
@@ -731,8 +736,8 @@ def parser() -> argparse.ArgumentParser:
                     help="committee-node URL, in network order (repeatable)")
     sp.add_argument("--claims", type=_count, default=1000)
     sp.add_argument("--models", choices=("seeded", "digits"), default="seeded")
-    sp.add_argument("--batch", type=_count, default=64)
-    sp.add_argument("--inflight", type=_count, default=4)
+    sp.add_argument("--batch", type=_count, default=128)
+    sp.add_argument("--inflight", type=_count, default=3)
     sp.add_argument("--timeout", type=_positive_float, default=10.0)
     sp.set_defaults(func=cmd_committee_client)
 

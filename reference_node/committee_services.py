@@ -26,8 +26,10 @@ with ``mira-node up --params <consensus params>``):
 * **coordinator** (:class:`Coordinator`, the claims client): draws each claim's committee as
   :func:`~reference_node.committee.run_committee` does (same generator, same order), asks the
   members to seal, submits the batch's ``vote_commit`` ops, asks the members to reveal, checks
-  every seal and reveal (signature, commitment) and leaves out those that fail, and submits the
-  ``claim`` ops, batch after batch in claim order (several batches in flight; their ``claim``
+  every reveal against its commitment and leaves out those that fail, and submits the ``claim``
+  ops (signatures are checked once, by the ledger: a seal or reveal whose signature it refuses
+  (401, naming the seat) is left out, as an absent seat or an unrevealed vote, and the op is
+  submitted again), batch after batch in claim order (several batches in flight; their ``claim``
   ops go to the ledger in order, so windows close on the same claims as in-process). A member
   that does not seal within ``timeout`` is an absent seat; one that does not reveal within
   ``timeout`` stays unrevealed. With every node holding stake (the default stake), the run is
@@ -43,6 +45,7 @@ change any state.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -51,7 +54,6 @@ import aiohttp
 import numpy as np
 from fastapi import FastAPI
 
-from reference_node import crypto
 from reference_node.committee import (
     CommitteeLedger,
     CommitteeNode,
@@ -64,14 +66,22 @@ from reference_node.committee import (
     draw_committee,
     make_models,
     registration_ops,
-    seal_message,
     vote_commitment,
-    vote_message,
 )
 from reference_node.ledger import HEX_RE, ID_RE, LedgerError
 from reference_node.services import BodyLimit, GroupCommit, Http, base_app, ledger_app, retrying
 
 MAX_CLAIMS = 10_000  # per /seal, /reveal or /sealed request
+MAX_ATTEMPTS = 6  # commits of one claim (after a bad seal signature or a member out of stake)
+_ITEM = {name: re.compile(rf"field '{name}\[(\d+)\]\.signature'") for name in ("commitments", "reveals")}
+
+
+def _bad_item(result: dict, name: str) -> int | None:
+    """The seat (commitments) or reveal whose signature the ledger refused, if that was the reason."""
+    if result.get("ok") or result.get("status") != 401:
+        return None
+    m = _ITEM[name].match(result.get("error", ""))
+    return int(m.group(1)) if m else None
 
 
 def _claim_ids(doc: Any, name: str = "claim_ids") -> list[str]:
@@ -113,6 +123,7 @@ def committee_routes(ledger: CommitteeLedger) -> Callable[[FastAPI, GroupCommit]
 
 
 def committee_ledger_app(ledger: CommitteeLedger) -> Any:
+    _ = ledger.committee.quorum, ledger.committee.required  # the theory's rules, loaded before serving
     return ledger_app(ledger, settle_every=0.0, routes=committee_routes(ledger))
 
 
@@ -248,8 +259,8 @@ class Coordinator:
     service: the draw is over this order, as in-process)."""
 
     def __init__(self, params: CommitteeParams, ledger_url: str, nodes: list[str], seed: int | str = 0, *,
-                 models: str = "seeded", batch: int = 64, concurrency: int = 4, client: str = "client",
-                 timeout: float = 10.0):
+                 models: str = "seeded", batch: int = 128, concurrency: int = 3, client: str = "client",
+                 timeout: float = 10.0, ids: list[str] | None = None):
         if len(nodes) < params.committee_size:
             raise ValueError(f"coordinator: expected at least committee_size = {params.committee_size} node URLs, "
                              f"found {len(nodes)}")
@@ -261,8 +272,9 @@ class Coordinator:
         self.concurrency, self.client, self.timeout = concurrency, client, timeout
         self.truth = truth_of(params, seed, models)
         self.http = Http()
-        self.ids: list[str] = []
-        self.keys: dict[str, bytes] = {}
+        if ids is not None and len(ids) != len(nodes):
+            raise ValueError(f"coordinator: expected one node id per URL ({len(nodes)}), found {len(ids)}")
+        self.ids: list[str] = list(ids or [])
         self.eligible: list[bool] = []
         self.stats = {"decided": 0, "failed": 0, "absent": 0, "unrevealed": 0, "withheld": 0, "bad_seals": 0,
                       "bad_reveals": 0, "redraws": 0, "errors": {}}
@@ -297,16 +309,17 @@ class Coordinator:
             self.eligible[i] = status == 200 and body["locked"] > 0
 
     async def start(self) -> None:
-        """Learn the nodes' ids (and keys, from the ledger), register the client."""
-        ids = []
-        for url in self.urls:
-            status, body = await self._get(f"{url}/status")
-            if status != 200:
-                raise RuntimeError(f"committee node {url}: /status answered {status}: {body}")
-            ids.append(body["id"])
+        """Learn the nodes' ids (unless given: a node may be down), register the client, wait for
+        every node's stake on the ledger."""
+        if not self.ids:
+            for url in self.urls:
+                status, body = await self._get(f"{url}/status")
+                if status != 200:
+                    raise RuntimeError(f"committee node {url}: /status answered {status}: {body}")
+                self.ids.append(body["id"])
+        ids = self.ids
         if len(set(ids)) != len(ids):
             raise RuntimeError(f"coordinator: expected distinct committee nodes, found ids {ids}")
-        self.ids = ids
         status, body = await self._post(f"{self.ledger}/ops", [client_registration(self.seed, self.client)])
         res = body.get("results", [{}])[0] if status == 200 else body
         if not res.get("ok") and res.get("status") != 409:
@@ -320,7 +333,6 @@ class Coordinator:
                 await asyncio.sleep(0.1)
             else:
                 raise RuntimeError(f"coordinator: node {nid} is not registered with stake on the ledger")
-            self.keys[nid] = crypto.public_key(body["pubkey"])
             self.eligible[i] = True
 
     # -------------------------------------------------------------------- one batch
@@ -347,7 +359,7 @@ class Coordinator:
             for e in got[1].get("sealed", []):
                 cid, c, sig = e.get("claim_id"), e.get("commitment"), e.get("signature")
                 ok = (cid in committees and isinstance(c, str) and HEX_RE[64].fullmatch(c) is not None
-                      and isinstance(sig, str) and crypto.verify(self.keys[nid], sig, seal_message(cid, nid, c)))
+                      and isinstance(sig, str) and HEX_RE[128].fullmatch(sig) is not None)
                 if ok:
                     out[(cid, i)] = {"node": nid, "commitment": c, "signature": sig, "cost": e.get("cost", 0.0)}
                 else:
@@ -380,8 +392,8 @@ class Coordinator:
                 entry = commits[cid][seats[cid].index(i)] if cid in commits and i in seats[cid] else None
                 ok = (entry is not None and option.__class__ is int and 0 <= option < self.cp.options
                       and isinstance(salt, str) and HEX_RE[64].fullmatch(salt) is not None and isinstance(sig, str)
-                      and vote_commitment(cid, nid, option, bytes.fromhex(salt)) == entry["commitment"]
-                      and crypto.verify(self.keys[nid], sig, vote_message(cid, nid, option)))
+                      and HEX_RE[128].fullmatch(sig) is not None
+                      and vote_commitment(cid, nid, option, bytes.fromhex(salt)) == entry["commitment"])
                 if ok:
                     out.append((cid, {"node": nid, "option": option, "salt": salt, "signature": sig}))
                 else:
@@ -398,50 +410,69 @@ class Coordinator:
                      prev: asyncio.Event | None, done: asyncio.Event, lat: dict[str, float]) -> None:
         t0 = time.perf_counter()
         commits: dict[str, list[dict]] = {}
-        pending = list(ids)
+        entries: dict[str, list[dict]] = {}
+        to_seal, pending = list(ids), []
+        results: list[tuple[dict, dict]] = []
         try:
-            for attempt in range(4):
+            for attempt in range(MAX_ATTEMPTS):
+                if to_seal:
+                    sealed = await self._seal({c: committees[c] for c in to_seal}, time.monotonic() + self.timeout)
+                    for cid in to_seal:
+                        entries[cid] = [sealed.get((cid, i)) or self._absent(i) for i in committees[cid]]
+                    pending, to_seal = pending + to_seal, []
                 if not pending:
                     break
-                sealed = await self._seal({c: committees[c] for c in pending}, time.monotonic() + self.timeout)
-                ops, entries = [], {}
-                for cid in pending:
-                    entries[cid] = [sealed.get((cid, i)) or {"node": self.ids[i], "commitment": None}
-                                    for i in committees[cid]]
-                    ops.append({"op": "vote_commit", "request_id": f"vote_commit:{cid}", "claim_id": cid,
-                                "client": self.client, "options": self.cp.options, "truth": self.truth(cid),
-                                "commitments": entries[cid]})
+                ops = [{"op": "vote_commit", "request_id": f"vote_commit:{cid}", "claim_id": cid,
+                        "client": self.client, "options": self.cp.options, "truth": self.truth(cid),
+                        "commitments": entries[cid]} for cid in pending]
                 status, body = await self._post(f"{self.ledger}/ops", {"ops": ops, "brief": True})
                 if status != 200:
                     raise LedgerError(status, f"ledger refused the sealed votes: {body}")
-                retry = []
+                retry, redraw = [], []
+                last = attempt == MAX_ATTEMPTS - 1
                 for cid, res in zip(pending, body["results"]):
+                    seat = _bad_item(res, "commitments")
                     if res["ok"]:
                         commits[cid] = entries[cid]
-                    elif res["status"] == 409 and "no stake left" in res["error"] and attempt < 3:
+                    elif seat is not None and not last:  # its seal signature: that seat is absent
+                        self.stats["bad_seals"] += 1
+                        entries[cid][seat] = self._absent(committees[cid][seat])
                         retry.append(cid)
+                    elif res["status"] == 409 and "no stake left" in res["error"] and not last:
+                        redraw.append(cid)
                     else:
                         self._error(f"vote_commit {res['status']}: {res['error'][:80]}")
-                if retry:  # a member ran out of stake since the draw: refresh and redraw those claims
-                    await self._refresh(sorted({i for c in retry for i in committees[c]}))
-                    for cid in retry:
+                if redraw:  # a member ran out of stake since the draw: refresh and redraw those claims
+                    await self._refresh(sorted({i for c in redraw for i in committees[c]}))
+                    for cid in redraw:
                         committees[cid] = self._draw(rng, cid)
-                    self.stats["redraws"] += len(retry)
-                pending = retry
+                    self.stats["redraws"] += len(redraw)
+                pending, to_seal = retry, redraw
             reveals = await self._reveal(commits, committees, time.monotonic() + self.timeout)
             ops = [{"op": "claim", "request_id": f"claim:{cid}", "claim_id": cid, "reveals": reveals[cid]}
                    for cid in ids if cid in commits]
             if prev is not None:
                 await prev.wait()  # decide in claim order
-            body = {"results": []}
-            if ops:
+            for attempt in range(self.cp.committee_size + 1):
+                if not ops:
+                    break
                 status, body = await self._post(f"{self.ledger}/ops", ops)
                 if status != 200:
                     raise LedgerError(status, f"ledger refused the reveals: {body}")
+                retry = []
+                for op, res in zip(ops, body["results"]):
+                    k = _bad_item(res, "reveals")
+                    if k is not None and attempt < self.cp.committee_size:  # that reveal stays out
+                        self.stats["bad_reveals"] += 1
+                        op["reveals"].pop(k)
+                        retry.append(op)
+                    else:
+                        results.append((op, res))
+                ops = retry
         finally:
             done.set()
         slashed = set()
-        for op, res in zip(ops, body["results"]):
+        for op, res in results:
             if not res["ok"]:
                 self._error(f"claim {res['status']}: {res['error'][:80]}")
                 continue
@@ -453,6 +484,9 @@ class Coordinator:
             slashed |= {self.ids.index(w["node"]) for w in res.get("windows", []) if w["slashed"]}
         if slashed:
             await self._refresh(sorted(slashed))
+
+    def _absent(self, i: int) -> dict:
+        return {"node": self.ids[i], "commitment": None}
 
     # -------------------------------------------------------------------- run
     @staticmethod

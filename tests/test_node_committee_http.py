@@ -7,6 +7,7 @@ import asyncio
 import copy
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -317,8 +318,63 @@ def test_commit_then_reveal_through_the_services(cluster):
 
 
 # ----------------------------------------------------------------------------------------
+# members that cannot vote: a node whose signatures are not its account's, a node that is down
+# ----------------------------------------------------------------------------------------
+
+
+def test_bad_signers_and_dead_nodes_get_absent_seats(params_path, tmp_path):
+    cp = CommitteeParams.from_doc(params_path)
+    c = Cluster(str(params_path), tmp_path, SEED)
+    db = tmp_path / "l.sqlite"
+    claims = 96
+    try:
+        lp = free_port()
+        led = f"http://127.0.0.1:{lp}"
+        urls = c.start_many([("ledger", ["ledger", "--db", str(db)], lp)])
+        # node-4's account holds another key (an impostor service, or a misconfigured one): its
+        # registration is refused (409) and its seals do not verify on the ledger
+        with httpx.Client(timeout=10) as h:
+            r = h.post(f"{led}/ops", json=[
+                {"op": "register", "request_id": "register:node-4", "account": "node-4", "kind": "verifier",
+                 "pubkey": crypto.Key("other", "node-4").public_hex, "strategy": "honest"},
+                {"op": "deposit", "request_id": "deposit:node-4", "account": "node-4", "amount": 500.0}])
+            assert all(x["ok"] for x in r.json()["results"])
+        urls += c.start_many([(f"node-{i}", ["committee-node", "--ledger", led, "--id", f"node-{i}", "--index",
+                                             str(i)], 0) for i in range(6)])
+        c.procs["node-5"].kill()  # registered and staked, then down for good
+        c.procs["node-5"].wait()
+        coordinator = Coordinator(cp, led, urls[1:], SEED, batch=32, concurrency=3, timeout=1.5,
+                                  ids=[f"node-{i}" for i in range(6)])
+        result = asyncio.run(coordinator.run(claims))
+    finally:
+        c.stop()
+    assert result["decided"] == claims and result["failed"] == 0, result
+    evs = list(events.iter_events(db))
+    _check_rules(evs, cp)
+    seats = [(nd, st) for e in evs if e["kind"] == "claim" for nd, st in zip(e["committee"], e["seats"])]
+    for bad in ("node-4", "node-5"):
+        mine = [st for nd, st in seats if nd == bad]
+        assert mine and set(mine) == {"absent"}, (bad, mine)
+    assert {st for nd, st in seats if nd not in ("node-4", "node-5")} == {"revealed"}
+    assert result["absent"] == sum(st == "absent" for _, st in seats)
+    assert result["bad_seals"] == sum(nd == "node-4" for nd, _ in seats)
+    assert any("seal node-5: no answer" in k for k in result["errors"])
+
+
+# ----------------------------------------------------------------------------------------
 # kill -9 of the ledger and of a node mid-run
 # ----------------------------------------------------------------------------------------
+
+
+def _decided(db) -> int:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return con.execute("SELECT COUNT(*) FROM events WHERE kind = 'claim'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:  # not created yet, or being created
+        return 0
 
 
 def test_sigkill_of_ledger_and_node_mid_run_loses_nothing(params_path, tmp_path):
@@ -339,9 +395,11 @@ def test_sigkill_of_ledger_and_node_mid_run_loses_nothing(params_path, tmp_path)
         result: dict = {}
         th = threading.Thread(target=lambda: result.update(asyncio.run(coordinator.run(claims))))
         th.start()
-        time.sleep(1.0)
+        while _decided(db) < 100 and th.is_alive():  # mid-run
+            time.sleep(0.05)
         c.procs["ledger"].kill()  # SIGKILL
         c.procs["ledger"].wait()
+        assert 100 <= _decided(db) < claims
         CommitteeLedger(db, cp).close()  # the state on disk after the crash is consistent (full invariant)
         c.procs["node-2"].kill()
         c.procs["node-2"].wait()
@@ -375,17 +433,8 @@ def test_ctrl_c_stops_every_service_and_leaves_the_run(params_path, tmp_path):
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait for claims to be decided
-            if (out / "ledger.sqlite").exists():
-                try:
-                    import sqlite3
-
-                    con = sqlite3.connect(f"file:{out / 'ledger.sqlite'}?mode=ro", uri=True)
-                    n = con.execute("SELECT COUNT(*) FROM events WHERE kind = 'claim'").fetchone()[0]
-                    con.close()
-                    if n > 20:
-                        break
-                except sqlite3.Error:
-                    pass
+            if (out / "ledger.sqlite").exists() and _decided(out / "ledger.sqlite") > 20:
+                break
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
