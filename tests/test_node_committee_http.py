@@ -136,6 +136,26 @@ def test_up_runs_a_committee_workload_over_http(params_path, tmp_path):
             httpx.get(f"http://127.0.0.1:{port_file.read_text()}/health", timeout=2)
 
 
+def test_up_with_the_digits_verifier_models(tmp_path):
+    """Each node process runs its own real model (node i: verifier-(i mod 5)); the run decides what the
+    in-process digits run decides."""
+    params = tmp_path / "reference-committee.json"
+    params.write_text(json.dumps(deployment.export(load(ROOT / "models" / "reference-committee.toml"))))
+    out, claims = tmp_path / "run", 140
+    proc = subprocess.run([sys.executable, "-m", "reference_node.cli", "up", "--params", str(params), "--nodes",
+                           "7", "--claims", str(claims), "--models", "digits", "--out", str(out), "--seed",
+                           str(SEED), "--quiet"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    cp = CommitteeParams.from_doc(params)
+    run_committee(cp, tmp_path / "inproc.sqlite", ["honest"] * 7, claims, SEED, models="digits")
+    assert _comparable(out / "ledger.sqlite") == _comparable(tmp_path / "inproc.sqlite")
+    evs = list(events.iter_events(out / "ledger.sqlite"))
+    _check_rules(evs, cp)
+    # the real models are right on most claims, not all
+    votes = [(v, e["truth"]) for e in evs if e["kind"] == "claim" for v in e["votes"]]
+    assert 0.9 < sum(v == t for v, t in votes) / len(votes) < 1.0
+
+
 def test_up_rejects_bad_consensus_options(params_path, tmp_path, capsys):
     base = ["up", "--params", str(params_path), "--out", str(tmp_path / "o"), "--inprocess", "--claims", "10"]
     for extra, needle in [(["--mix", "honest=5,bogus=1"], "bogus"),
