@@ -446,11 +446,20 @@ class CommitteeLedger(Ledger):
                     st[:] = [st[0] + 1, 0, 0]
 
     def execute(self, ops: Iterable[dict], verified: list[bool] | None = None) -> list[dict]:
-        saved = ({k: list(v) for k, v in self._windows.items()}, set(self._decided), dict(self._sealed))
+        # a batch that fails to commit leaves the claim state as it was: windows copied (one entry per
+        # node), the claims sealed and decided in the batch undone (not the whole sets copied)
+        windows = {k: list(v) for k, v in self._windows.items()}
+        self._undo: list[tuple[str, dict | None]] = []
         try:
             return super().execute(ops, verified)
         except BaseException:
-            self._windows, self._decided, self._sealed = saved
+            self._windows = windows
+            for cid, sealed in reversed(self._undo):
+                self._decided.discard(cid)
+                if sealed is None:
+                    self._sealed.pop(cid, None)
+                else:
+                    self._sealed[cid] = sealed
             raise
 
     def _apply(self, op: dict) -> dict:
@@ -550,6 +559,7 @@ class CommitteeLedger(Ledger):
                             {"claim_id": claim_id, "client": client, "options": options, "quorum": cp.quorum,
                              "committee": nodes, "commitments": commitments, "signatures": sigs, "costs": costs,
                              "truth": truth}, now)
+        self._undo.append((claim_id, None))
         self._sealed[claim_id] = _sealed_state(event)
         return event
 
@@ -604,6 +614,7 @@ class CommitteeLedger(Ledger):
                                        "reveal that does not (another option or salt)")
             votes[seat], sigs[seat], salts[seat] = option, sig, salt
         # --- validated: state changes from here on
+        self._undo.append((claim_id, sealed))
         del self._sealed[claim_id]
         self._decided.add(claim_id)
         counts = np.bincount(np.array([v for v in votes if v is not None], dtype=np.int64), minlength=options)

@@ -412,3 +412,22 @@ def test_cli_arguments_map_to_the_consensus_experiment(tmp_path):
         run_from_args(bad)
     with pytest.raises(ScenarioError):
         run_from_args(parser.parse_args(["experiment", "models/binary-claims.toml", "--mix", "honest=3"]))
+
+
+def test_a_batch_that_fails_to_commit_leaves_the_claim_state(net, monkeypatch):
+    led = net.led
+    assert net.one(net.commit("c1", [0, 0, 0, 1, 1]))["ok"]
+    before = (dict(led._sealed), set(led._decided), {k: list(v) for k, v in led._windows.items()}, led.seq)
+    batch = [net.reveal("c1", [0, 0, 0, 1, 1]), net.commit("c2", [1, 1, 1, 0, 0])]
+
+    def broken(*_):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(led, "_write", broken)
+    with pytest.raises(sqlite3.OperationalError):
+        led.execute(batch)
+    assert (dict(led._sealed), set(led._decided), {k: list(v) for k, v in led._windows.items()}, led.seq) == before
+    monkeypatch.undo()
+    first, second = led.execute(batch)
+    assert first["ok"] and second["ok"] and set(led._sealed) == {"c2"} and led._decided == {"c1"}
+    led.check_invariant(full=True)
