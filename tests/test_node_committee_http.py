@@ -177,9 +177,16 @@ def test_up_rejects_bad_consensus_options(params_path, tmp_path, capsys):
     audit = write_params(tmp_path / "audit.json")
     assert main(["up", "--params", str(audit), "--claims", "5", "--out", str(tmp_path / "o3"), "--inprocess"]) == 2
     assert "consensus run" in capsys.readouterr().err
-    assert main(["committee-node", "--params", str(params_path), "--ledger", "http://127.0.0.1:9",
-                 "--strategy", "lazy"]) == 2
-    assert "lazy" in capsys.readouterr().err
+    for argv, needle in [
+            (["committee-node", "--ledger", "http://127.0.0.1:9", "--strategy", "lazy"], "lazy"),
+            (["committee-node", "--ledger", "http://127.0.0.1:9", "--withhold", "1.5"], "--withhold"),
+            (["committee-node", "--ledger", "http://127.0.0.1:9", "--index", "-1"], "--index"),
+            (["committee-client", "--ledger", "http://127.0.0.1:9", "--node", "http://127.0.0.1:10"],
+             "at least committee_size = 5 node URLs"),
+            (["ledger", "--db", str(tmp_path / "no" / "dir.sqlite")], "--db")]:
+        assert main([argv[0], "--params", str(params_path), *argv[1:]]) == 2, argv
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, (argv, err)
 
 
 # ----------------------------------------------------------------------------------------
