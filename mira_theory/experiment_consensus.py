@@ -75,7 +75,7 @@ class ConsensusExperimentResult(ExperimentResult):
     def markdown(self) -> str:
         r = self.run
         lines = [f"# Consensus experiment: scenario '{self.scenario}'", "",
-                 f"- parameters: `{r.get('params')}`; mode inprocess; seed {r.get('seed')}; level {r.get('level')}; "
+                 f"- parameters: `{r.get('params')}`; mode {r.get('mode')}; seed {r.get('seed')}; level {r.get('level')}; "
                  f"multiple comparisons: Holm over {len(self.comparisons)}",
                  f"- run: {r.get('claims')} claims, {r.get('nodes')} nodes "
                  f"({', '.join(f'{k}×{v}' for k, v in (r.get('mix') or {}).items())}), committees of "
@@ -192,10 +192,14 @@ def _parse_mix(mix: str | None, nodes: int | None, deviations: list[str]) -> dic
 def run_consensus_experiment(scenario: Scenario | str | Path, params: str | Path | dict | None = None, *,
                              claims: int = 4000, nodes: int | None = None, mix: str | None = None, seed: int = 0,
                              level: float = stats.DEFAULT_LEVEL, out: str | Path | None = None,
-                             events_jsonl: bool = True,
+                             events_jsonl: bool = True, mode: str = "inprocess",
                              progress: Callable[[int], None] | None = None) -> ConsensusExperimentResult:
-    """Run the in-process committee network with the scenario's consensus parameters (or the
-    document ``params``, whose ``predictions`` are then the ones tested) and compare.
+    """Run the committee network with the scenario's consensus parameters (or the document
+    ``params``, whose ``predictions`` are then the ones tested) and compare.
+
+    ``mode``: ``inprocess`` (:func:`reference_node.committee.run_committee`) or ``processes`` (the
+    services on loopback, started by ``mira-node up``: a ledger, one process per committee node and
+    the coordinator; with the same seed it decides every claim as the in-process run does).
 
     ``nodes``: network size (default: the ``mix`` total, else the scenario's ``network.nodes``);
     ``mix``: ``honest=36,random-guess=4`` (default: a tenth of the nodes, at least one, spread
@@ -216,6 +220,8 @@ def run_consensus_experiment(scenario: Scenario | str | Path, params: str | Path
         raise _bad("--claims", "an integer ≥ 1", repr(claims))
     if not 0.5 <= level < 1.0:
         raise _bad("--level", "a confidence level in [0.5, 1)", repr(level))
+    if mode not in ("inprocess", "processes"):
+        raise _bad("--mode", "inprocess or processes", repr(mode))
     doc, source = _document(sc, params)
     preds = doc.get("predictions")
     if not isinstance(preds, dict) or not isinstance(preds.get("agreement"), dict) \
@@ -240,14 +246,17 @@ def run_consensus_experiment(scenario: Scenario | str | Path, params: str | Path
     strategies = [s for s, c in counts.items() for _ in range(c)]
     t0 = time.perf_counter()
     db = out / "ledger.sqlite"
-    workload = run_committee(cp, db, strategies, claims, seed, progress=progress)
+    if mode == "inprocess":
+        workload = run_committee(cp, db, strategies, claims, seed, progress=progress)
+    else:
+        workload = _run_processes(out, counts, claims, seed, db)
     summary = summarize_committee(events.iter_events(db))
     pop = population_predictions(cp, counts)
     notes: list[str] = []
     comps = _comparisons(summary, preds, pop, cp, level, notes)
     adjusted = stats.adjust(comps, "holm", level)
     run = {"params": source if source != "<params document>" else "document", "params_file": str(out / "params.json"),
-           "mode": "inprocess", "seed": seed, "level": level, "claims": claims, "nodes": nodes, "mix": counts,
+           "mode": mode, "seed": seed, "level": level, "claims": claims, "nodes": nodes, "mix": counts,
            "committee_size": cp.committee_size, "quorum": cp.quorum, "window": cp.window,
            "workload": workload, "seconds": time.perf_counter() - t0, "scenario_sha256": sc.sha256}
     observed = {"outcomes": summary["outcomes"], "outcomes_all_honest": summary["outcomes_all_honest"],
@@ -265,6 +274,29 @@ def run_consensus_experiment(scenario: Scenario | str | Path, params: str | Path
     return result
 
 
+def _run_processes(out: Path, counts: dict[str, int], claims: int, seed: int, db: Path) -> dict[str, Any]:
+    """``mira-node up`` on the run's params file: every service a process on loopback."""
+    import contextlib
+    import io
+
+    from reference_node import cli as node_cli
+
+    network = out / "network"
+    argv = ["up", "--params", str(out / "params.json"), "--nodes", str(sum(counts.values())), "--claims", str(claims),
+            "--mix", ",".join(f"{k}={v}" for k, v in counts.items() if v), "--seed", str(seed), "--out", str(network),
+            "--quiet"]
+    buf = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(buf):
+        rc = node_cli.main(argv)
+    if rc != 0:
+        raise RuntimeError(f"mira-node up exited with status {rc}: {buf.getvalue()[-2000:]}")
+    seconds = time.perf_counter() - t0
+    (network / "ledger.sqlite").replace(db)  # the run directory's ledger, as an in-process run leaves it
+    return {"claims": claims, "seconds": seconds, "claims_per_second": claims / seconds if seconds else None,
+            "network": str(network)}
+
+
 def is_consensus(scenario: Scenario | str | Path) -> bool:
     """Whether the scenario (file) is of the consensus game."""
     if isinstance(scenario, Scenario):
@@ -279,17 +311,17 @@ def run_from_args(args: Any, progress: Callable[[int], None] | None = None) -> C
     :mod:`mira_theory.cli_experiment`: ``--tasks`` is the number of claims, ``--mix`` the
     network (its total is the number of nodes; without it the scenario's ``network.nodes``
     with a tenth deviating), ``--params``, ``--seed``, ``--level``, ``--out`` as for the audit
-    game. ``--providers``/``--verifiers`` are not used; ``--adaptive``, ``--threshold`` and
-    ``--mode processes`` are refused (not built for the consensus game)."""
+    game, ``--mode`` inprocess or processes (the committee services on loopback).
+    ``--providers``/``--verifiers`` are not used; ``--adaptive`` and ``--threshold`` are refused
+    (not built for the consensus game)."""
     if getattr(args, "adaptive", None):
         raise _bad("--adaptive", "no adaptive nodes: the consensus network has fixed strategies only",
                    repr(args.adaptive))
     if getattr(args, "threshold", False):
         raise _bad("--threshold", "no threshold sweep for the consensus game", "--threshold")
-    if getattr(args, "mode", "inprocess") != "inprocess":
-        raise _bad("--mode", "inprocess (the consensus network runs in-process only)", repr(args.mode))
     return run_consensus_experiment(args.scenario, args.params, claims=args.tasks, mix=args.mix, seed=args.seed,
-                                    level=args.level, out=args.out, progress=progress)
+                                    level=args.level, out=args.out, mode=getattr(args, "mode", "inprocess"),
+                                    progress=progress)
 
 
 def _comparisons(summary: dict[str, Any], preds: dict[str, Any], pop: dict[str, Any], cp: Any, level: float,

@@ -14,9 +14,9 @@ re-derives theory. Modules:
 * :mod:`reference_node.inprocess`: the same classes wired in one process;
 * :mod:`reference_node.parallel`: Ed25519 batches on a thread pool (libsodium releases the GIL; identical results);
 * :mod:`reference_node.events`: the event-log schema and the statistics read from it;
-* :mod:`reference_node.committee`: the consensus game in-process (signed committee votes on
-  multiple-choice claims, windowed slashing; its event kinds ``claim`` and ``window`` are
-  documented there);
+* :mod:`reference_node.committee`: the consensus game (commit-then-reveal committee votes on
+  multiple-choice claims, windowed slashing; its event kinds are documented there), in-process;
+  :mod:`reference_node.committee_services` serves it over HTTP (committee nodes, the coordinator);
 * :mod:`reference_node.cli`: ``mira-node``.
 """
 

@@ -8,7 +8,8 @@ the scenario's currency (the ledger stores integer micro-units). Every line has
     seq          int     position in the log (1, 2, ...; gap-free)
     request_id   str     the idempotency key of the operation
     kind         str     register | deposit | withdraw | commit | audit | challenge | resolve |
-                         settle | advance | reveal
+                         settle | advance | reveal; a committee ledger (consensus game) adds
+                         vote_commit | claim | window, documented in reference_node.committee
     time         float   ledger clock (seconds since the epoch, plus any ``advance``)
     account      str?    the account the event is about (provider for commit/resolve-upheld)
     task_id      str?

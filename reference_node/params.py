@@ -93,9 +93,9 @@ def load(path: str | Path) -> NodeParams:
     file = str(path)
     first = _peek_game(file)
     if first != "audit":
-        raise ScenarioError([Problem(file, "game", "'audit' (the services run the audit game; a consensus "
-                                     "game runs in-process: reference_node.committee, or mira-theory "
-                                     "experiment)", repr(first))])
+        raise ScenarioError([Problem(file, "game", "'audit' (these services run the audit game; a consensus "
+                                     "game's params run on the committee services: mira-node up, "
+                                     "reference_node.committee_services)", repr(first))])
     problems: list[Problem] = []
     try:
         params = read_params(path, "audit")

@@ -478,3 +478,20 @@ def test_ctrl_c_stops_every_service_and_leaves_the_run(params_path, tmp_path):
     for port_file in (out / "ports").iterdir():
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port_file.read_text()}/health", timeout=2)
+
+
+def test_consensus_experiment_over_processes_decides_as_in_process(tmp_path):
+    """``mira-theory experiment --mode processes`` on a consensus scenario: the committee services on
+    loopback decide every claim as the in-process run with the same seed, and the predictions pass."""
+    from mira_theory.experiment_consensus import run_consensus_experiment
+
+    runs = {}
+    for mode in ("inprocess", "processes"):
+        r = run_consensus_experiment("models/binary-claims.toml", claims=600, nodes=12, seed=4, mode=mode,
+                                     out=tmp_path / mode, events_jsonl=False)
+        assert r.passed, r.table()
+        assert r.run["mode"] == mode
+        runs[mode] = [(e["claim_id"], e["consensus"], e["committee"])
+                      for e in events.iter_events(tmp_path / mode / "ledger.sqlite") if e["kind"] == "claim"]
+    assert len(runs["inprocess"]) == 600
+    assert runs["inprocess"] == runs["processes"]
