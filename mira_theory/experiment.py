@@ -326,22 +326,28 @@ def _run_network(setup: _Setup, specs: list[str], tasks: int, verifiers: int, se
             net.close()
         return db, workload
     # the real services, started by the launcher of `mira-node up` (reference_node.cli)
-    from reference_node import cli as node_cli
-
     counts: dict[str, int] = {}
     for s in specs:
         counts[s] = counts.get(s, 0) + 1
     argv = ["up", "--params", str(setup.params_path), "--providers", str(len(specs)), "--verifiers",
             str(verifiers), "--tasks", str(tasks), "--out", str(out), "--seed", str(seed), "--quiet",
             "--mix", ",".join(f"{k}={v}" for k, v in counts.items())]
+    seconds = run_mira_node(argv)
+    return db, {"tasks": tasks, "seconds": seconds, "tasks_per_second": tasks / seconds if seconds else None}
+
+
+def run_mira_node(argv: list[str]) -> float:
+    """``mira-node ARGV`` in this process (its output captured); the seconds it took. A non-zero exit
+    raises RuntimeError with the end of its output."""
+    from reference_node import cli as node_cli
+
     buf = io.StringIO()
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(buf):
         rc = node_cli.main(argv)
     if rc != 0:
-        raise RuntimeError(f"mira-node up exited with status {rc}: {buf.getvalue()[-2000:]}")
-    seconds = time.perf_counter() - t0
-    return db, {"tasks": tasks, "seconds": seconds, "tasks_per_second": tasks / seconds if seconds else None}
+        raise RuntimeError(f"mira-node {argv[0]} exited with status {rc}: {buf.getvalue()[-2000:]}")
+    return time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------------------

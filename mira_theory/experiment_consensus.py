@@ -276,22 +276,12 @@ def run_consensus_experiment(scenario: Scenario | str | Path, params: str | Path
 
 def _run_processes(out: Path, counts: dict[str, int], claims: int, seed: int, db: Path) -> dict[str, Any]:
     """``mira-node up`` on the run's params file: every service a process on loopback."""
-    import contextlib
-    import io
-
-    from reference_node import cli as node_cli
+    from mira_theory.experiment import run_mira_node
 
     network = out / "network"
-    argv = ["up", "--params", str(out / "params.json"), "--nodes", str(sum(counts.values())), "--claims", str(claims),
-            "--mix", ",".join(f"{k}={v}" for k, v in counts.items() if v), "--seed", str(seed), "--out", str(network),
-            "--quiet"]
-    buf = io.StringIO()
-    t0 = time.perf_counter()
-    with contextlib.redirect_stdout(buf):
-        rc = node_cli.main(argv)
-    if rc != 0:
-        raise RuntimeError(f"mira-node up exited with status {rc}: {buf.getvalue()[-2000:]}")
-    seconds = time.perf_counter() - t0
+    seconds = run_mira_node(["up", "--params", str(out / "params.json"), "--nodes", str(sum(counts.values())),
+                             "--claims", str(claims), "--mix", ",".join(f"{k}={v}" for k, v in counts.items() if v),
+                             "--seed", str(seed), "--out", str(network), "--quiet"])
     (network / "ledger.sqlite").replace(db)  # the run directory's ledger, as an in-process run leaves it
     return {"claims": claims, "seconds": seconds, "claims_per_second": claims / seconds if seconds else None,
             "network": str(network)}

@@ -88,15 +88,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     meta = {"params": str(args.params), "scenario": params.scenario, "scenario_sha256": params.scenario_sha256,
             "providers": {f"provider-{i}": s for i, s in enumerate(specs)}, "verifiers": args.verifiers,
             "tasks": args.tasks, "seed": args.seed, "mode": "inprocess" if args.inprocess else "http"}
-    interrupted = False
-    try:
-        if args.inprocess:
-            workload = _up_inprocess(args, params, specs, db)
-        else:
-            workload = _up_http(args, params, specs, out, db)
-    except KeyboardInterrupt:  # the services are already stopped; keep what was committed
-        interrupted, workload = True, {"interrupted": True}
-        print("mira-node: interrupted; services stopped; exporting the events committed so far", file=sys.stderr)
+    workload, interrupted = _interruptible(lambda: _up_inprocess(args, params, specs, db) if args.inprocess
+                                           else _up_http(args, params, specs, out, db))
     if not db.exists():
         return 130 if interrupted else 1
     n = events.export_jsonl(db, out / "events.jsonl")
@@ -105,6 +98,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_summary(summary, out)
     return 130 if interrupted else 0
+
+
+def _interruptible(run: Any) -> tuple[dict[str, Any], bool]:
+    """(the run's workload, False), or on Ctrl-C ({"interrupted": True}, True): the services are
+    already stopped then, and the caller keeps and exports what was committed."""
+    try:
+        return run(), False
+    except KeyboardInterrupt:
+        print("mira-node: interrupted; services stopped; exporting the events committed so far", file=sys.stderr)
+        return {"interrupted": True}, True
 
 
 def _up_inprocess(args: argparse.Namespace, params: NodeParams, specs: list[str], db: Path) -> dict[str, Any]:
@@ -357,15 +360,9 @@ def cmd_up_consensus(args: argparse.Namespace) -> int:
             "mix": counts, "claims": claims, "seed": args.seed, "models": args.models, "stake": stake,
             "withhold": withhold, "committee_size": cp.committee_size, "quorum": cp.quorum, "window": cp.window,
             "required": cp.required, "mode": "inprocess" if args.inprocess else "http"}
-    interrupted = False
-    try:
-        if args.inprocess:
-            workload = _up_consensus_inprocess(args, cp, specs, claims, withhold, db)
-        else:
-            workload = _up_consensus_http(args, cp, specs, claims, withhold, stake, out, db)
-    except KeyboardInterrupt:  # the services are already stopped; keep what was committed
-        interrupted, workload = True, {"interrupted": True}
-        print("mira-node: interrupted; services stopped; exporting the events committed so far", file=sys.stderr)
+    workload, interrupted = _interruptible(
+        lambda: _up_consensus_inprocess(args, cp, specs, claims, withhold, db) if args.inprocess
+        else _up_consensus_http(args, cp, specs, claims, withhold, stake, out, db))
     if not db.exists():
         return 130 if interrupted else 1
     n = events.export_jsonl(db, out / "events.jsonl")
