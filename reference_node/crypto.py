@@ -51,8 +51,10 @@ def public_key(hex_key: str) -> PublicKey | None:
     return PublicKey(raw)
 
 
-def verify(key: bytes, signature_hex: str, message: bytes) -> bool:
-    """Does ``signature_hex`` (128 hex digits) sign ``message`` under ``key``?"""
+def verify(key: bytes | None, signature_hex: str, message: bytes) -> bool:
+    """Does ``signature_hex`` (128 hex digits) sign ``message`` under ``key`` (None: no usable key)?"""
+    if key is None:
+        return False
     try:
         sig = bytes.fromhex(signature_hex)
     except (ValueError, TypeError):

@@ -597,16 +597,17 @@ class Ledger:
         known = self._known_ids  # ids that passed the check before (providers, clients, models recur)
         task_id = v if (v := get("task_id")).__class__ is str and _id_ok(v) else _ident(op, "task_id")
         v = get("provider")
-        provider = self._account(v if v in known or (v.__class__ is str and _id_ok(v) and _remember(known, v))
+        provider = self._account(v if v.__class__ is str and (v in known or (_id_ok(v) and _remember(known, v)))
                                  else _ident(op, "provider"), "provider")
         v = get("client")
-        client = v if v in known or (v.__class__ is str and _id_ok(v) and _remember(known, v)) else _ident(op, "client")
+        client = v if v.__class__ is str and (v in known or (_id_ok(v) and _remember(known, v))) \
+            else _ident(op, "client")
         v = get("fee")
         fee = to_units(v) if v.__class__ is float and 0.0 <= v <= MAX_AMOUNT else _amount(op, "fee", allow_zero=True)
         input_hash = v if (v := get("input_hash")).__class__ is str and _hex64(v) else _hex(op, "input_hash", 64)
         output_hash = v if (v := get("output_hash")).__class__ is str and _hex64(v) else _hex(op, "output_hash", 64)
         v = get("model_id")
-        model_id = v if v in known or (v.__class__ is str and _id_ok(v) and _remember(known, v)) \
+        model_id = v if v.__class__ is str and (v in known or (_id_ok(v) and _remember(known, v))) \
             else _ident(op, "model_id")
         signature = v if (v := get("signature")).__class__ is str and _hex128(v) else _hex(op, "signature", 128)
         text = v if (v := get("input")).__class__ is str else _field(op, "input", str)

@@ -118,3 +118,26 @@ def test_verifier_batch_selection_equals_the_per_task_rule(params, rate):
         taken += len(chosen)
     q = params.sampling_rate if rate is None else rate
     assert abs(taken - q * len(ids)) <= 5 * (len(ids) * q * (1 - q)) ** 0.5 + 1  # each task has one lead
+
+
+@pytest.mark.parametrize("field", ["provider", "client", "model_id", "task_id"])
+@pytest.mark.parametrize("value", [["p0"], {"a": 1}, 7, None])
+def test_a_commit_with_a_non_string_id_is_a_422_and_leaves_the_batch(tmp_path, params, field, value):
+    """A malformed commit is rejected alone (the ids are type-checked before the remembered-ids set is
+    consulted); the well-formed operations of the same batch are applied."""
+    led = Ledger(tmp_path / "l.sqlite", params, clock=Clock())
+    ops = _ops(params, 3)
+    ops[-2] = {**ops[-2], field: value}
+    results = led.execute(ops)
+    assert results[-2]["ok"] is False and results[-2]["status"] == 422 and field in results[-2]["error"]
+    assert all(r["ok"] for i, r in enumerate(results) if i != len(ops) - 2)
+    led.close()
+
+
+def test_verify_without_a_usable_key_is_false():
+    from reference_node import crypto
+
+    key = crypto.Key(1, "k")
+    assert crypto.public_key("00" * 32) is None  # a small-order point: refused as a key
+    assert crypto.verify(None, key.sign(b"m"), b"m") is False
+    assert crypto.verify(crypto.public_key(key.public_hex), key.sign(b"m"), b"m") is True
