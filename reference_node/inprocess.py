@@ -84,6 +84,7 @@ class Network:
         # provider_worker); None = when it helps (≥ 2 CPUs, a run of at least PARALLEL_MIN tasks)
         self.worker = worker
         self._worker: Any = None
+        self._parent_prepared = False  # this process's providers have made tasks (then no worker)
         self.providers = [Provider(f"provider-{i}", params, s, seed) for i, s in enumerate(strategies)]
         self.verifiers = [Verifier(f"verifier-{i}", params, i, verifiers, seed) for i in range(verifiers)]
         self.arbiter = Arbiter("arbiter", params, seed)
@@ -123,7 +124,10 @@ class Network:
                                                     and CryptoPool.useful())):
             self.pool = CryptoPool()
         pipelined = self._pipelined()
-        if pipelined and self._worker is None and (self.worker or (self.worker is None and tasks >= PARALLEL_MIN)):
+        # the worker's providers start from the seed: only while this object's own providers have made
+        # nothing (their random state would be ahead of the worker's otherwise)
+        if pipelined and self._worker is None and not self._parent_prepared and \
+                (self.worker or (self.worker is None and tasks >= PARALLEL_MIN)):
             self._worker = ProviderWorker(self.params, [p.spec for p in self.providers], self.seed)
         if pipelined and self._worker is None and self._stage is None:
             self._stage = ThreadPoolExecutor(1, thread_name_prefix="sign-stage")
@@ -189,6 +193,7 @@ class Network:
 
     def _prepare(self, i: int, n: int) -> list[tuple[Provider, Any]]:
         """Every provider runs its share of tasks i..i+n (outputs and the messages to sign)."""
+        self._parent_prepared = True
         groups = make_tasks(len(self.providers), self.seed, self.params.reward, i, n)
         return [(self.providers[pi], self.providers[pi].prepare(ts)) for pi, ts in groups.items()]
 

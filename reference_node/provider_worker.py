@@ -12,8 +12,9 @@ logs). Why a process and not threads: the providers' work is mostly Python (task
 hashing, building the operations) that holds the GIL, and so is the ledger's; two threads of it
 take turns on one core.
 
-Protocol: pickle over the child's stdin/stdout. ``("init", params, strategies, seed)``, then
-``("batch", first, count)`` → ``("ok", ops)`` or ``("error", message)``; ``("stop",)`` ends it.
+Protocol: pickle over the child's stdin/stdout. ``("init", params, strategies, seed)`` → ``("ok", [])``,
+then ``("batch", first, count)`` → ``("ok", ops)``; any failure → ``("error", message)``;
+``("stop",)`` or the end of its stdin ends it.
 """
 
 from __future__ import annotations
@@ -35,10 +36,18 @@ class ProviderWorker:
     def __init__(self, params: Any, strategies: list[str], seed: int | str):
         # a fresh interpreter running this module (not multiprocessing: its spawn re-imports the
         # caller's __main__, and fork would copy a process holding SQLite connections and threads)
+        # its own session: a Ctrl-C reaches the parent, which stops it by closing its stdin
         self._proc = subprocess.Popen([sys.executable, "-m", "reference_node.provider_worker"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, cwd=_ROOT)
-        self._send(("init", params, list(strategies), seed))
+                                      stdout=subprocess.PIPE, cwd=_ROOT, start_new_session=True)
         self._outstanding = 0
+        try:
+            self._send(("init", params, list(strategies), seed))
+            self._outstanding = 1
+            self.result()  # the providers are built (or their error is raised here)
+        except BaseException:
+            self._proc.kill()
+            self._proc.wait()
+            raise
 
     def _send(self, message: tuple) -> None:
         try:
@@ -103,6 +112,9 @@ def _serve(rx: Any, tx: Any) -> None:
                 _, params, strategies, seed = message
                 providers = [Provider(f"provider-{i}", params, s, seed) for i, s in enumerate(strategies)]
                 fee = params.reward
+                reply: tuple = ("ok", [])
+                pickle.dump(reply, tx, protocol=pickle.HIGHEST_PROTOCOL)
+                tx.flush()
                 continue
             _, first, count = message
             ops: list[dict] = []
@@ -110,7 +122,7 @@ def _serve(rx: Any, tx: Any) -> None:
                 p = providers[pi]
                 prepared = p.prepare(tasks)
                 ops += [op for _, op in p.finish(prepared, p.key.sign_many(prepared.messages))]
-            reply: tuple = ("ok", ops)
+            reply = ("ok", ops)
         except Exception as err:  # reported to the parent, which raises it
             reply = ("error", f"{type(err).__name__}: {err}")
         pickle.dump(reply, tx, protocol=pickle.HIGHEST_PROTOCOL)

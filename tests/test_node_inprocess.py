@@ -118,3 +118,21 @@ def test_batch_preverification_rejects_a_bad_signature(tmp_path):
     finally:
         pool.close()
         net.close()
+
+
+def test_no_worker_once_this_process_made_tasks(tmp_path):
+    """The providers' process starts from the seed, so it is not started for a network whose own
+    providers already made tasks (their random state is ahead): a later run keeps them, and the log
+    equals the sequential run's."""
+    path = write_params(tmp_path / "p.json", parameters={"sampling_rate": 0.2, "minimum_stake": 5000.0})
+    logs = []
+    for name, parallel in (("seq", False), ("late", True)):
+        net = Network(load(path), tmp_path / f"{name}.sqlite", MIX[:-1], verifiers=2, seed=9, parallel=parallel)
+        net.run(300, batch=128)
+        net.worker = True  # asked for, too late: the parent's providers have moved on
+        net.run(300, batch=128)
+        assert net._worker is None
+        net.finish()
+        net.close()
+        logs.append(list(events.iter_events(tmp_path / f"{name}.sqlite")))
+    assert logs[0] == logs[1]
