@@ -157,6 +157,10 @@ class ConsensusMeasures:
     def error_correlation(self) -> float:
         """κ of the network: the correlation of two distinct random nodes' correctness."""
         a = self.accuracy
+        if a in (0, 1):
+            raise CalibrationError(f"the verifier models' accuracy on these claims is exactly {a}: their error "
+                                   "correlation is undefined (every answer right, or every one wrong); use more "
+                                   "options or other claims")
         return float(self.both_right - a * a) / float(a * (1 - a))
 
 

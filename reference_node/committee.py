@@ -544,7 +544,7 @@ class CommitteeLedger(Ledger):
                     raise LedgerError(401, f"field '{where}.signature': expected the Ed25519 signature of {node!r} "
                                            f"over its commitment on claim {claim_id!r}, found an invalid one")
             cost = _item(c, where, "cost", (int, float), required=False, default=0.0)
-            if not math.isfinite(cost) or cost < 0:
+            if not (abs(cost) < 1e300 and math.isfinite(cost)) or cost < 0:  # abs first: a huge int overflows isfinite
                 raise LedgerError(422, f"field '{where}.cost': expected a finite cost ≥ 0, found {cost!r}")
             nodes.append(node)
             commitments.append(commitment)

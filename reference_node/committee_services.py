@@ -45,6 +45,7 @@ change any state.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Callable
@@ -356,12 +357,22 @@ class Coordinator:
                 self._error(f"seal {nid}: {'no answer' if got is None else got[0]}")
                 return {}
             out = {}
-            for e in got[1].get("sealed", []):
-                cid, c, sig = e.get("claim_id"), e.get("commitment"), e.get("signature")
-                ok = (cid in committees and isinstance(c, str) and HEX_RE[64].fullmatch(c) is not None
-                      and isinstance(sig, str) and HEX_RE[128].fullmatch(sig) is not None)
+            sealed = got[1].get("sealed") if isinstance(got[1], dict) else None
+            if not isinstance(sealed, list):  # a malformed reply: the node's seats stay absent
+                self._error(f"seal {nid}: expected an object with a 'sealed' list")
+                return {}
+            for e in sealed:
+                if not isinstance(e, dict):
+                    self.stats["bad_seals"] += 1
+                    continue
+                cid, c, sig, cost = e.get("claim_id"), e.get("commitment"), e.get("signature"), e.get("cost", 0.0)
+                # a seal the ledger would refuse for its form (it would refuse the whole claim) is an absent seat
+                ok = (isinstance(cid, str) and cid in committees and isinstance(c, str)
+                      and HEX_RE[64].fullmatch(c) is not None and isinstance(sig, str)
+                      and HEX_RE[128].fullmatch(sig) is not None and not isinstance(cost, bool)
+                      and isinstance(cost, int | float) and abs(cost) < 1e300 and math.isfinite(cost) and cost >= 0)
                 if ok:
-                    out[(cid, i)] = {"node": nid, "commitment": c, "signature": sig, "cost": e.get("cost", 0.0)}
+                    out[(cid, i)] = {"node": nid, "commitment": c, "signature": sig, "cost": cost}
                 else:
                     self.stats["bad_seals"] += 1
             return out

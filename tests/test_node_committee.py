@@ -263,6 +263,8 @@ def test_commit_checks_leave_the_ledger_unchanged(net):
         (variant(2, signature=net.nodes["n5"].key.sign(seal_message("c1", "n2", good["commitments"][2]["commitment"]))),
          401, "commitments[2].signature"),
         (variant(3, cost=-1), 422, "commitments[3].cost"),
+        (variant(3, cost=10 ** 400), 422, "commitments[3].cost"),  # beyond float range: a 422, not an overflow
+        (variant(3, cost=True), 422, "commitments[3].cost"),
         ({**good, "commitments": good["commitments"][:4]}, 422, "one per seat, 5, found 4"),
         ({**good, "commitments": [{"node": f"n{i}", "commitment": None} for i in range(5)]}, 422,
          "at least one sealed vote"),
