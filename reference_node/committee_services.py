@@ -73,6 +73,7 @@ from reference_node.ledger import HEX_RE, ID_RE, LedgerError
 from reference_node.services import BodyLimit, GroupCommit, Http, base_app, ledger_app, retrying
 
 MAX_CLAIMS = 10_000  # per /seal, /reveal or /sealed request
+MAX_HELD = 200_000  # sealed options a node keeps in memory (older ones are re-derived when revealed)
 MAX_ATTEMPTS = 6  # commits of one claim (after a bad seal signature or a member out of stake)
 _ITEM = {name: re.compile(rf"field '{name}\[(\d+)\]\.signature'") for name in ("commitments", "reveals")}
 
@@ -186,6 +187,8 @@ def committee_node_app(node: CommitteeNode, models: SeededModels | DigitModels, 
         for cid in ids:
             option = option_of(cid)
             secrets[cid] = option
+            if len(secrets) > MAX_HELD:  # seals never asked to reveal (redrawn, refused): the oldest go; the
+                del secrets[next(iter(secrets))]  # option is re-derived from the claim and the node anyway
             entry = node.seal(cid, option, cost)
             out.append({"claim_id": cid, "commitment": entry["commitment"], "signature": entry["signature"],
                         "cost": cost})
@@ -396,11 +399,20 @@ class Coordinator:
             if got is None or got[0] != 200:
                 self._error(f"reveal {nid}: {'no answer' if got is None else got[0]}")
                 return []
-            self.stats["withheld"] += len(got[1].get("withheld", []))
+            body = got[1] if isinstance(got[1], dict) else {}
+            revealed, withheld = body.get("revealed"), body.get("withheld", [])
+            if not isinstance(revealed, list) or not isinstance(withheld, list):  # malformed: its votes stay unrevealed
+                self._error(f"reveal {nid}: expected an object with 'revealed' and 'withheld' lists")
+                return []
+            self.stats["withheld"] += len(withheld)
             out = []
-            for r in got[1].get("revealed", []):
+            for r in revealed:
+                if not isinstance(r, dict):
+                    self.stats["bad_reveals"] += 1
+                    continue
                 cid, option, salt, sig = r.get("claim_id"), r.get("option"), r.get("salt"), r.get("signature")
-                entry = commits[cid][seats[cid].index(i)] if cid in commits and i in seats[cid] else None
+                entry = commits[cid][seats[cid].index(i)] if isinstance(cid, str) and cid in commits \
+                    and i in seats[cid] else None
                 ok = (entry is not None and option.__class__ is int and 0 <= option < self.cp.options
                       and isinstance(salt, str) and HEX_RE[64].fullmatch(salt) is not None and isinstance(sig, str)
                       and HEX_RE[128].fullmatch(sig) is not None
