@@ -334,9 +334,7 @@ class Ledger:
 
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
-        accounts = [(a.id, a.kind, a.pubkey, a.balance, a.locked, a.unbonding, a.last_close, a.secret_commitment,
-                     a.revealed) for a in (self.accounts[k] for k in self._dirty)]
-        self._pending = self._writer.submit(self._write, self._rows, accounts, list(self.totals.items()))
+        self._pending = self._writer.submit(self._write, *self._batch())
 
     def _prefetch_commits(self, ops: list) -> None:
         """One query for the batch: which of its commits (default request ids) are already on the ledger."""
@@ -409,11 +407,15 @@ class Ledger:
         self.seq = seq
 
     def _flush(self) -> None:
-        if not self._rows["events"]:
-            return
+        if self._rows["events"]:
+            self._write(*self._batch())
+
+    def _batch(self) -> tuple[dict[str, list], list[tuple], list[tuple]]:
+        """What the batch's transaction writes: its rows, and the values of the accounts it touched and
+        of the totals as they are now (a snapshot: the writer thread may run while the next batch applies)."""
         accounts = [(a.id, a.kind, a.pubkey, a.balance, a.locked, a.unbonding, a.last_close, a.secret_commitment,
                      a.revealed) for a in (self.accounts[k] for k in self._dirty)]
-        self._write(self._rows, accounts, list(self.totals.items()))
+        return self._rows, accounts, list(self.totals.items())
 
     def _write(self, r: dict[str, list], accounts: list[tuple], totals: list[tuple]) -> None:
         """One SQLite transaction: the batch's events and rows, the accounts it touched, the totals."""

@@ -53,3 +53,16 @@ def write_params(path: str | Path, scenario: str = "default", **changes: Any) ->
     path = Path(path)
     path.write_text(json.dumps(params_doc(scenario, changes.get("parameters"), changes.get("environment"))))
     return path
+
+
+def assert_rejected(client: Any, method: str, url: str, body: Any, status: int, needle: str | None) -> Any:
+    """Send one bad request (``body``: bytes or None as a raw body, else JSON), check the answer's
+    status and that its error names ``needle``; the response."""
+    if isinstance(body, bytes | type(None)):
+        r = client.request(method, url, content=body, headers={"content-type": "application/json"})
+    else:
+        r = client.request(method, url, json=body)
+    assert r.status_code == status, (url, body if not isinstance(body, bytes) else body[:40], r.text)
+    if needle:
+        assert needle in r.json().get("error", r.json().get("detail", "")), (url, r.text)
+    return r

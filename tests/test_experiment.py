@@ -7,7 +7,6 @@ numbers; adaptive providers end honest above q* and deviating below; bad input e
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 
@@ -15,7 +14,8 @@ import numpy as np
 import pytest
 
 import mira_theory as mt
-from mira_theory import cli_experiment, stats
+from mira_theory import stats
+from mira_theory.cli import main as _cli  # the mira-theory command itself
 from mira_theory.deployment import dumps, export
 from mira_theory.experiment import run_experiment, threshold_comparisons
 from mira_theory.games import audit
@@ -23,14 +23,6 @@ from reference_node import strategies
 from reference_node.testing import MODELS
 
 MIX = "honest=3,weaker-model=2,random-output=2,mixed:weaker-model:0.5=1"
-
-
-def _cli(argv):
-    p = argparse.ArgumentParser(prog="mira-theory")
-    sub = p.add_subparsers(dest="command", required=True)
-    cli_experiment.register(sub)
-    args = p.parse_args(argv)
-    return args.func(args)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,14 @@ combinations exit 2 naming the option.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 
 import mira_theory as mt
-from mira_theory import cli_experiment, stats
+from mira_theory import stats
+from mira_theory.cli import main as _cli  # the mira-theory command itself
 from mira_theory.deployment import dumps, export
 from mira_theory.experiment import (
     predict_two_population,
@@ -29,14 +29,6 @@ from mira_theory.games import audit
 from reference_node.testing import MODELS
 
 RUN = dict(tasks=16_384, providers=16, windows=4)
-
-
-def _cli(argv):
-    p = argparse.ArgumentParser(prog="mira-theory")
-    sub = p.add_subparsers(dest="command", required=True)
-    cli_experiment.register(sub)
-    args = p.parse_args(argv)
-    return args.func(args)
 
 
 @pytest.fixture(scope="module")

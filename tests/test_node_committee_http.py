@@ -31,7 +31,7 @@ from reference_node.committee import (
     vote_message,
 )
 from reference_node.committee_services import Coordinator
-from reference_node.testing import ROOT
+from reference_node.testing import ROOT, assert_rejected
 
 SEED = 7
 
@@ -282,13 +282,7 @@ def test_bad_input_to_every_new_endpoint_is_rejected_and_changes_nothing(cluster
         before = _events(h, led)
         status_before = h.get(f"{node}/status").json()
         for method, url, body, status, needle in cases:
-            if isinstance(body, bytes | type(None)):
-                r = h.request(method, url, content=body, headers={"content-type": "application/json"})
-            else:
-                r = h.request(method, url, json=body)
-            assert r.status_code == status, (url, body if not isinstance(body, bytes) else body[:40], r.text)
-            if needle:
-                assert needle in r.json().get("error", r.json().get("detail", "")), (url, r.text)
+            r = assert_rejected(h, method, url, body, status, needle)
             assert _events(h, led) == before, (url, r.text)
         after = h.get(f"{node}/status").json()
         assert (after["sealed"], after["revealed"]) == (status_before["sealed"], status_before["revealed"])
