@@ -131,16 +131,19 @@ class Network:
             self._worker = ProviderWorker(self.params, [p.spec for p in self.providers], self.seed)
         if pipelined and self._worker is None and self._stage is None:
             self._stage = ThreadPoolExecutor(1, thread_name_prefix="sign-stage")
+        # One ledger transaction per batch k: the audits of batch k−1, the arbiter's verdicts, the
+        # settlement, and batch k's commitments (the operations in the order a transaction per step
+        # would apply them). While the writer thread writes it, this thread audits batch k (the
+        # verifiers' selection and re-execution do not read the ledger) and receives batch k+1.
         ahead: Any = None  # pipelined: the future of the next batch's signed commits and signature checks
-        while i < end:
+        fed: list[dict] | None = None  # the previous batch's recorded commitments, not yet audited
+        audit: tuple[list[dict], list[dict]] = ([], [])
+        previous = 0  # the previous batch's first task
+        while i < end or fed is not None:
             n = min(batch, end - i)
-            rate = None
-            if self.verifier_learner is not None:
-                rate = float(self.verifier_learner.rate())
-                for v in self.verifiers:
-                    v.rate = rate
             more = i + n < end
-            if self._worker is not None:
+            ready: Any = None  # this batch's commit operations and their signature checks, if made already
+            if n > 0 and self._worker is not None:
                 # the providers' process works two batches ahead (k+1, k+2) and the pool checks batch k+1's
                 # signatures while batch k is recorded and audited here
                 if ahead is None:
@@ -149,37 +152,40 @@ class Network:
                         self._worker.submit(i + n, min(batch, end - i - n))
                     ahead = self._received()
                 ops, checks = ahead
-                fed = self._record(ops, checks.result() if checks is not None else None)
+                ready = ops, checks.result() if checks is not None else None
                 ahead = None
                 if more:
                     ahead = self._received()
                     after = i + n + min(batch, end - i - n)
                     if after < end:
                         self._worker.submit(after, min(batch, end - after))
-            elif pipelined:
+            elif n > 0 and pipelined:
                 if ahead is None:
                     ahead = self._stage.submit(self._complete, self._prepare(i, n))
-                ops, verified = ahead.result()
-                fed = self._record(ops, verified)  # its transaction is written on the ledger's thread...
+                ready = ahead.result()
                 ahead = None
-                if more:  # ...while this thread infers the next batch, and the stage signs it
+                if more:  # this thread infers the batch after, and the stage signs it
                     ahead = self._stage.submit(self._complete, self._prepare(i + n, min(batch, end - i - n)))
-            else:
-                ops, verified = self._complete(self._prepare(i, n))
-                fed = self._record(ops, verified)
-            self.audit(fed)
-            settle: dict[str, Any] = {"op": "settle", "request_id": f"settle:{self.seed}:{i}"}
-            if self.verifier_learner is not None:
-                counts: dict[str, int] = {}
-                for op in fed:
-                    counts[op["action"]] = counts.get(op["action"], 0) + 1
-                self.verifier_learner.observe(counts)
-                settle["sampling_rate"] = rate
-            self.clock.t += n * self.step
-            self.ledger.execute([settle])
-            i += n
-            if progress:
-                progress(n)
+            with self.ledger.transaction():
+                if fed is not None:
+                    self._settle(previous, fed, *audit)
+                fed = None
+                if n > 0:
+                    rate = None
+                    if self.verifier_learner is not None:
+                        rate = float(self.verifier_learner.rate())
+                        for v in self.verifiers:
+                            v.rate = rate
+                    if ready is None:  # learning nodes: made now, after the feedback of the batch before
+                        ready = self._complete(self._prepare(i, n))
+                    fed = self._record(*ready)
+                    self._rate = rate
+            if fed is not None:
+                audit = self._audit_ops(fed)  # beside the writer thread
+                previous = i
+                i += n
+                if progress:
+                    progress(n)
         self.committed = end  # a further run continues the workload after these tasks
         elapsed = time.perf_counter() - start
         return {"tasks": tasks, "seconds": elapsed, "tasks_per_second": tasks / elapsed if elapsed else None}
@@ -223,31 +229,46 @@ class Network:
                 fed.append(op)
         return fed
 
-    def audit(self, commitments: list[dict]) -> None:
-        evidence = []
-        ops = []
+    def _audit_ops(self, commitments: list[dict]) -> tuple[list[dict], list[dict]]:
+        """The verifiers' audit records and challenges of a batch's commitments, and their evidence
+        (the verifiers re-execute here; nothing is read from the ledger)."""
+        evidence: list[dict] = []
+        ops: list[dict] = []
         for v in self.verifiers:
             o, ev = v.audit(commitments)
             ops += o
             evidence += ev
-        if not ops:
-            return
-        results = self.ledger.execute(ops)
-        challenged = {op["task_id"] for op, r in zip(ops, results) if op["op"] == "challenge" and r["ok"]}
-        resolves = []
-        for ev in evidence:
-            if ev["task_id"] not in challenged:
-                continue
-            try:
-                resolves.append(self.arbiter.judge(ev, self.ledger.task, self.ledger.pubkey))
-            except LedgerError:
-                continue
-        if resolves:
-            for r in self.ledger.execute(resolves):
-                if r["ok"] and not r.get("replayed") and r.get("verdict") == "upheld":
-                    p = self.by_id.get(r["provider"])
-                    if p is not None:
-                        p.slashed(r.get("action") or "honest", r["slash"], r["refund"])
+        return ops, evidence
+
+    def _settle(self, first: int, fed: list[dict], ops: list[dict], evidence: list[dict]) -> None:
+        """A batch's audits and challenges, the arbiter's verdicts, then (the clock moved on by the
+        batch's duration) the settlement of the windows that closed."""
+        if ops:
+            results = self.ledger.execute(ops)
+            challenged = {op["task_id"] for op, r in zip(ops, results) if op["op"] == "challenge" and r["ok"]}
+            resolves = []
+            for ev in evidence:
+                if ev["task_id"] not in challenged:
+                    continue
+                try:
+                    resolves.append(self.arbiter.judge(ev, self.ledger.task, self.ledger.pubkey))
+                except LedgerError:
+                    continue
+            if resolves:
+                for r in self.ledger.execute(resolves):
+                    if r["ok"] and not r.get("replayed") and r.get("verdict") == "upheld":
+                        p = self.by_id.get(r["provider"])
+                        if p is not None:
+                            p.slashed(r.get("action") or "honest", r["slash"], r["refund"])
+        settle: dict[str, Any] = {"op": "settle", "request_id": f"settle:{self.seed}:{first}"}
+        if self.verifier_learner is not None:
+            counts: dict[str, int] = {}
+            for op in fed:
+                counts[op["action"]] = counts.get(op["action"], 0) + 1
+            self.verifier_learner.observe(counts)
+            settle["sampling_rate"] = self._rate
+        self.clock.t += len(fed) * self.step
+        self.ledger.execute([settle])
 
     def finish(self) -> None:
         """Close every window and release matured withdrawals; verifiers reveal their secrets."""

@@ -38,13 +38,14 @@ Rules
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,48 @@ CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value REAL NOT NULL);
 _dumps = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(..., separators=(",", ":")), reused
 _sha256 = hashlib.sha256
 TOTALS = ("deposits", "fees", "withdrawn", "burned", "escrowed", "clock_offset")
+CHECKPOINT_EVERY = 4  # background ledgers: transactions between WAL checkpoints (a batch is ≈ 130 pages)
+STATEMENT_ROWS = 256  # rows per multi-row statement (fewer if SQLite's limit on bound values is lower)
+
+
+def _pieces(rows: list, db: sqlite3.Connection, width: int, extra: int = 0) -> Iterator[list]:
+    """``rows`` in pieces of at most STATEMENT_ROWS, then halves: a few statement shapes, all cached
+    (a piece binds ``width`` values per row and ``extra`` more)."""
+    i, n = 0, len(rows)
+    top = max(1, min(STATEMENT_ROWS, (db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - extra) // width))
+    while i < n:
+        k = top
+        while k > n - i:
+            k //= 2
+        yield rows[i:i + k]
+        i += k
+
+
+def _insert_many(db: sqlite3.Connection, into: str, rows: list[tuple]) -> None:
+    """INSERT the rows with multi-row VALUES statements. Same rows as ``executemany``, but each statement
+    binds all its values at once and then runs in SQLite with the GIL released throughout, where
+    ``executemany`` takes the GIL back after every row (a writer thread then waits for the other
+    threads' Python at each row)."""
+    if not rows:
+        return
+    width = len(rows[0])
+    one = "(" + ",".join("?" * width) + ")"
+    for piece in _pieces(rows, db, width):
+        db.execute(f"INSERT INTO {into} VALUES {','.join([one] * len(piece))}", [v for row in piece for v in row])
+
+
+def _update_status(db: sqlite3.Connection, changes: list[tuple[int, str]]) -> None:
+    """Apply (status, task id) changes in order, a run of equal statuses per statement (a task changed
+    twice in a transaction ends with its last status, as with one UPDATE per change)."""
+    i, n = 0, len(changes)
+    while i < n:
+        j = i
+        status = changes[i][0]
+        while j < n and changes[j][0] == status:
+            j += 1
+        for piece in _pieces([tid for _, tid in changes[i:j]], db, 1, 1):
+            db.execute(f"UPDATE tasks SET status = ? WHERE task_id IN ({','.join('?' * len(piece))})", [status, *piece])
+        i = j
 
 
 class LedgerError(Exception):
@@ -189,6 +232,10 @@ class Ledger:
         # it; the HTTP ledger answers only after its transaction is durable (background=False).
         self.background = background
         self._writer: Any = None
+        self._checkpointer: Any = None  # background=True: WAL checkpoints on their own thread and connection
+        self._checkpoint_db: Any = None
+        self._checkpoint_job: Any = None
+        self._since_checkpoint = 0
         self._pending: Any = None
         self._failed: BaseException | None = None
         # with a pool (reference_node.parallel.CryptoPool) the commitment signatures of a batch are
@@ -204,12 +251,15 @@ class Ledger:
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={synchronous}")
+        if background:
+            self.db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run beside the writer (below)
         self.db.executescript(SCHEMA)
         self._seen_commits: dict[str, dict] = {}
         self._prefetched: set[str] = set()
         self._seen_requests: dict[str, dict] = {}
         self._prefetched_requests: set[str] = set()
         self._known_ids: set[str] = set()
+        self._open: tuple | None = None  # inside transaction(): the state its block began with
         self._load()
 
     # -------------------------------------------------------------------- state
@@ -272,6 +322,10 @@ class Ledger:
             if self._writer is not None:
                 self._writer.shutdown(wait=True)
                 self._writer = None
+            if self._checkpointer is not None:
+                self._checkpointer.shutdown(wait=True)
+                self._checkpointer = None
+                self._checkpoint_db.close()
             self.db.close()
 
     def _sync(self) -> None:
@@ -293,22 +347,61 @@ class Ledger:
 
         A result is ``{"ok": True, ...}`` or ``{"ok": False, "status": 4xx, "error": message}``.
         ``verified``: the results of :meth:`verify_jobs` for these ops, checked elsewhere (a pool).
+        Inside :meth:`transaction` the operations join that block's transaction instead.
         """
         ops = list(ops)
+        if self._open is not None:
+            return self._apply_all(ops, verified)
         self._sync()
+        self._begin()
+        saved = self._snapshot()
+        results = self._apply_all(ops, verified)
+        self._commit(saved)
+        return results
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every :meth:`execute` inside the block joins one SQLite transaction, written when the block
+        ends (on the writer thread with ``background=True``). The operations apply in the order they are
+        executed, exactly as one ``execute`` of all of them would apply them, and each call's results
+        are final when it returns; the in-memory state and reads see them at once. If the block raises,
+        nothing of it is written and the ledger's memory is restored to where the block began (the
+        caller's results of the block's calls are void). The in-process network writes one
+        transaction per batch this way: a batch's audits, verdicts, settlement and the next batch's
+        commitments."""
+        if self._open is not None:
+            raise RuntimeError("ledger transactions do not nest")
+        self._sync()
+        self._begin()
+        saved = self._open = self._snapshot()
+        try:
+            yield
+        except BaseException:
+            self._open = None
+            self._restore(saved)
+            raise
+        self._open = None
+        self._commit(saved)
+
+    def _begin(self) -> None:
+        """Start a transaction's rows (written by :meth:`_write`) and its replay bookkeeping."""
         self._rows: dict[str, list] = {"events": [], "tasks": [], "task_status": [], "audited": [],
                                        "withdrawals": [], "withdrawal_status": [], "challenger": []}
         self._dirty: set[str] = set()
         self._pending_ids: dict[str, dict] = {}
         self._pending_tasks: set[str] = set()
+
+    def _snapshot(self) -> tuple:
+        return (dict(self.totals), {k: (a.balance, a.locked, a.unbonding, a.last_close, a.challenged,
+                                        a.secret_commitment, a.revealed)
+                                    for k, a in self.accounts.items()},
+                {k: list(v) for k, v in self.withdrawals.items()}, self.seq)
+
+    def _apply_all(self, ops: list, verified: list[bool] | None) -> list[dict]:
         self._prefetch_commits(ops)
         self._verified = {}
         if self.verify_signatures and (verified is not None or self.crypto_pool is not None):
             self._preverify(ops, verified)
-        saved = (dict(self.totals), {k: (a.balance, a.locked, a.unbonding, a.last_close, a.challenged,
-                                        a.secret_commitment, a.revealed)
-                                    for k, a in self.accounts.items()},
-                 {k: list(v) for k, v in self.withdrawals.items()}, self.seq)
         results = []
         for op in ops:
             try:
@@ -317,6 +410,17 @@ class Ledger:
                 results.append(self._apply(op))
             except LedgerError as err:
                 results.append({"ok": False, "status": err.status, "error": err.message})
+        if self._open is not None:
+            try:
+                self.check_invariant()
+            except BaseException:
+                self._restore(self._open)
+                self._begin()  # the block's rows are void; its end writes nothing
+                raise
+        return results
+
+    def _commit(self, saved: tuple) -> None:
+        """Check the invariant and write the transaction (or hand it to the writer thread)."""
         try:
             self.check_invariant()
             if self.background and self._rows["events"]:
@@ -326,7 +430,6 @@ class Ledger:
         except BaseException:
             self._restore(saved)
             raise
-        return results
 
     def _flush_background(self) -> None:
         """Hand the batch's rows, and the account and total values they leave, to the writer thread."""
@@ -334,7 +437,26 @@ class Ledger:
 
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
-        self._pending = self._writer.submit(self._write, *self._batch())
+        self._pending = self._writer.submit(self._write_and_checkpoint, *self._batch())
+
+    def _write_and_checkpoint(self, *batch: Any) -> None:
+        """The writer thread's job: the transaction, then (every CHECKPOINT_EVERY transactions) a WAL
+        checkpoint started on the checkpointer thread, unless one is running. SQLite's automatic
+        checkpoint is off for a background ledger: it would run inside the writer's COMMIT and stall
+        the next batch on the checkpoint's copying and fsync, while a passive checkpoint on its own
+        connection runs beside the writer (WAL allows it) and never blocks it."""
+        self._write(*batch)
+        self._since_checkpoint += 1
+        running = self._checkpoint_job is not None and not self._checkpoint_job.done()
+        if self._since_checkpoint >= CHECKPOINT_EVERY and not running:
+            from concurrent.futures import ThreadPoolExecutor
+
+            if self._checkpointer is None:
+                self._checkpoint_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="ledger-checkpoint")
+            self._since_checkpoint = 0
+            self._checkpoint_job = self._checkpointer.submit(self._checkpoint_db.execute,
+                                                             "PRAGMA wal_checkpoint(PASSIVE)")
 
     def _prefetch_commits(self, ops: list) -> None:
         """One query for the batch: which of its commits (default request ids) are already on the ledger."""
@@ -422,12 +544,10 @@ class Ledger:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT INTO events (seq, request_id, kind, time, account, task_id, amount, data) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", r["events"])
-            if r["tasks"]:
-                db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL, ?)", r["tasks"])
-            if r["task_status"]:
-                db.executemany("UPDATE tasks SET status = ? WHERE task_id = ?", r["task_status"])
+            _insert_many(db, "events (seq, request_id, kind, time, account, task_id, amount, data)", r["events"])
+            _insert_many(db, "tasks (task_id, provider, client, fee, input_hash, output_hash, model_id, signature, "
+                             "input, output, commit_time, window_close, status, seq, action)", r["tasks"])
+            _update_status(db, r["task_status"])
             if r["challenger"]:
                 db.executemany("UPDATE tasks SET challenger = ? WHERE task_id = ?", r["challenger"])
             if r["audited"]:
@@ -674,7 +794,7 @@ class Ledger:
             if row[0] == task_id:
                 return {"task_id": row[0], "provider": row[1], "client": row[2], "fee": row[3],
                         "signature": row[7], "window_close": row[11], "status": self._status(task_id, row[12]),
-                        "audited": 0, "action": row[15]}
+                        "audited": 0, "action": row[14]}
         row = self.db.execute("SELECT provider, client, fee, signature, window_close, status, audited, action "
                               "FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
         if row is None:
@@ -803,11 +923,14 @@ class Ledger:
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)
                                  or not 0.0 <= rate <= 1.0):
             raise LedgerError(422, f"field 'sampling_rate': expected a probability in [0, 1], found {rate!r}")
-        rows = self.db.execute("SELECT task_id, provider, fee FROM tasks WHERE status = 0 AND window_close <= ? "
-                               "ORDER BY window_close LIMIT ?", (now, limit)).fetchall()
+        rows = self.db.execute("SELECT task_id, provider, fee, window_close FROM tasks WHERE status = 0 AND "
+                               "window_close <= ? ORDER BY window_close LIMIT ?", (now, limit)).fetchall()
+        if self._rows["tasks"]:  # this transaction's own commitments whose windows closed already
+            rows = sorted(rows + [(t[0], t[1], t[3], t[11]) for t in self._rows["tasks"] if t[11] <= now],
+                          key=lambda r: r[3])[:limit]
         pending = {tid for _, tid in self._rows["task_status"]}
         paid: dict[str, list] = {}
-        for task_id, provider, fee in rows:
+        for task_id, provider, fee, _ in rows:
             if task_id in pending:
                 continue
             p = self.accounts[provider]
@@ -874,16 +997,24 @@ class Ledger:
         return self.db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
 
     def task(self, task_id: str) -> dict | None:
+        """A commitment with its status; inside :meth:`transaction`, as the block left it so far."""
         self._sync()
         row = self.db.execute("SELECT rowid, task_id, provider, input, output, output_hash, model_id, signature, "
                               "input_hash, status, window_close, challenger, audited FROM tasks WHERE task_id = ?",
                               (task_id,)).fetchone()
+        if self._open is not None and task_id in self._pending_tasks:
+            t = next(t for t in reversed(self._rows["tasks"]) if t[0] == task_id)
+            row = (None, t[0], t[1], t[8], t[9], t[5], t[6], t[7], t[4], t[12], t[11], None, 0)
         if row is None:
             return None
         out = commitment_row(row[:9])
-        out.update(status=STATUS[row[9]], window_close=row[10], challenger=row[11], audited=bool(row[12]))
+        status, challenger, audited = row[9], row[11], bool(row[12])
+        if self._open is not None:  # the block's changes not yet written
+            status = self._status(task_id, status)
+            challenger = next((v for v, t in reversed(self._rows["challenger"]) if t == task_id), challenger)
+            audited = audited or (task_id,) in self._rows["audited"]
+        out.update(status=STATUS[status], window_close=row[10], challenger=challenger, audited=audited)
         return out
-
 
 OPS = ("register", "deposit", "withdraw", "commit", "audit", "challenge", "resolve", "settle", "advance", "reveal")
 

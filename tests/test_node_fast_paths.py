@@ -141,3 +141,133 @@ def test_verify_without_a_usable_key_is_false():
     assert crypto.public_key("00" * 32) is None  # a small-order point: refused as a key
     assert crypto.verify(None, key.sign(b"m"), b"m") is False
     assert crypto.verify(crypto.public_key(key.public_hex), key.sign(b"m"), b"m") is True
+
+
+def _tables(path):
+    """Every row of every ledger table (tasks with their rowid), for comparing two databases."""
+    db = sqlite3.connect(path)
+    try:
+        return {t: db.execute(f"SELECT {'rowid, ' if t == 'tasks' else ''}* FROM {t} ORDER BY 1, 2").fetchall()
+                for t in ("events", "tasks", "accounts", "withdrawals", "totals")}
+    finally:
+        db.close()
+
+
+def _script(led, clock, params, ops, transaction):
+    """Commits, an audit, a challenge, a settlement and more commits, as separate executes or in one
+    transaction; what each execute answered."""
+    import contextlib
+
+    out = []
+    with led.transaction() if transaction else contextlib.nullcontext():
+        out.append(led.execute(ops[:25]))
+        t = led.task("fp-22")
+        out.append((t["status"], t["challenger"], t["audited"]))
+        out.append(led.execute([{"op": "register", "request_id": "rv", "account": "v0", "kind": "verifier",
+                                 "pubkey": ops[0]["pubkey"]},
+                                {"op": "deposit", "request_id": "dv", "account": "v0", "amount": 5.0},
+                                {"op": "audit", "task_id": "fp-22", "verifier": "v0", "outcome": "fail"},
+                                {"op": "challenge", "task_id": "fp-22", "verifier": "v0", "evidence_hash": "e" * 64}]))
+        t = led.task("fp-22")  # inside the block: the challenge is seen before it is written
+        out.append((t["status"], t["challenger"], t["audited"]))
+        clock.t += params.settlement_latency + 1
+        out.append(led.execute([{"op": "settle", "request_id": "s1"}]))
+        out.append(led.execute(ops[25:] + ops[3:4]))  # ops[3] replays a commit of this block
+    return out
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_transaction_block_applies_and_writes_what_separate_executes_do(tmp_path, params, background):
+    ops = _ops(params)
+    runs = []
+    for transaction in (False, True):
+        path = tmp_path / f"t{transaction}.sqlite"
+        clock = Clock()
+        led = Ledger(path, params, clock=clock, background=background)
+        out = _script(led, clock, params, ops, transaction)
+        led.check_invariant(full=True)
+        led.close()
+        runs.append((out, _tables(path)))
+    assert runs[0] == runs[1]
+    out = runs[1][0]
+    assert out[1] == ("open", None, False)
+    assert out[3] == ("challenged", "v0", True)
+    assert out[4][0]["tasks"] == 22  # the first execute's 23 commits (after 2 registration ops) but the challenged one
+    assert out[5][-1]["ok"] and out[5][-1]["replayed"]
+
+
+def test_a_transaction_block_that_raises_writes_nothing_and_restores_memory(tmp_path, params):
+    ops = _ops(params, 10)
+    led = Ledger(tmp_path / "r.sqlite", params, clock=Clock(), background=True)
+    led.execute(ops[:6])
+    led._sync()  # written (a background ledger writes on its own thread)
+    before = (_tables(tmp_path / "r.sqlite"), led.summary(), led.seq)
+    with pytest.raises(KeyError):
+        with led.transaction():
+            assert all(r["ok"] for r in led.execute(ops[6:]))
+            assert led.task("fp-7")["status"] == "open"  # seen inside the block
+            raise KeyError("the caller failed")
+    assert (_tables(tmp_path / "r.sqlite"), led.summary(), led.seq) == before
+    assert led.task("fp-7") is None
+    with led.transaction(), pytest.raises(RuntimeError, match="nest"):
+        with led.transaction():
+            pass
+    assert [r["ok"] for r in led.execute(ops[6:])] == [True] * 6  # the same commits apply afterwards
+    led.check_invariant(full=True)
+    led.close()
+
+
+def test_multi_row_statements_write_what_executemany_writes(tmp_path, params):
+    """Pieces of every size (SQLite's bound-value limit set low forces many) give the rows and the
+    last status per task that one statement per row gives."""
+    from reference_node import ledger as L
+
+    rows = [(f"k{i:03d}", "p", "c", i, "a" * 64, "b" * 64, "m", "s" * 128, "in", "[1]", 1.5 + i / 7, 9.25 / (i + 1),
+             0, i, None if i % 3 else "honest") for i in range(300)]
+    changes = [(2, f"k{i:03d}") for i in range(0, 300, 2)] + [(1, "k004"), (1, "k005"), (3, "k004"), (2, "k005"),
+                                                              (0, "k010")]
+    dbs = []
+    for limit in (None, 40, 15):
+        db = sqlite3.connect(":memory:")
+        db.executescript(L.SCHEMA)
+        if limit is not None:
+            db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+            L._insert_many(db, "tasks (task_id, provider, client, fee, input_hash, output_hash, model_id, signature, "
+                               "input, output, commit_time, window_close, status, seq, action)", rows)
+            L._update_status(db, changes)
+        else:  # the plain way
+            db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL, ?)", rows)
+            db.executemany("UPDATE tasks SET status = ? WHERE task_id = ?", changes)
+        dbs.append(db.execute("SELECT rowid, * FROM tasks ORDER BY rowid").fetchall())
+    assert dbs[0] == dbs[1] == dbs[2]
+    status = {r[1]: r[13] for r in dbs[0]}
+    assert (status["k004"], status["k005"], status["k010"], status["k002"], status["k003"]) == (3, 2, 0, 2, 0)
+
+
+def test_a_background_ledger_checkpoints_its_wal_beside_the_writer(tmp_path, params):
+    """Automatic checkpoints are off on the writer's connection; the checkpointer thread keeps the WAL
+    from growing with the run (each batch here appends about 60 pages)."""
+    import os
+
+    from reference_node import ledger as L
+
+    path = tmp_path / "c.sqlite"
+    prov = Provider("p0", params, "honest", seed=3)
+    led = Ledger(path, params, clock=Clock(), background=True)
+    led.execute(prov.register_ops())
+    sizes = []
+    for b in range(40):
+        tasks = [Task(f"c{b}-{i}", models.task_input("c", b * 100 + i), "c0", 1.0) for i in range(100)]
+        assert all(r["ok"] for r in led.execute([op for _, op in prov.infer(tasks)]))
+        led._sync()
+        sizes.append(os.path.getsize(f"{path}-wal"))
+    assert led.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    assert led._checkpointer is not None
+    pages = 60 * 40
+    assert max(sizes) < pages * 4096 / 2, sizes  # without checkpoints the WAL would hold every page
+    assert L.CHECKPOINT_EVERY < 40
+    led.check_invariant(full=True)
+    led.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 4000
+    db.close()
