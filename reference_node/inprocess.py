@@ -89,6 +89,8 @@ class Network:
         self.verifiers = [Verifier(f"verifier-{i}", params, i, verifiers, seed) for i in range(verifiers)]
         self.arbiter = Arbiter("arbiter", params, seed)
         self.by_id = {p.id: p for p in self.providers}
+        # the providers whose strategies learn from their payoffs (the others' observe() changes nothing)
+        self._learners = {p.id: p for p in self.providers if getattr(p.strategy, "learns", True)}
         bond = params.slash if bond is None else bond
         ops = self.arbiter.register_ops()
         for p in self.providers:
@@ -212,7 +214,7 @@ class Network:
             sigs = [p.key.sign_many(pr.messages) for p, pr in prepared]
         ops: list[dict] = []
         for (p, pr), sg in zip(prepared, sigs):
-            ops += [op for _, op in p.finish(pr, sg)]
+            ops += p.commit_ops(pr, sg)
         verified = None
         if self.pool is not None and self.ledger.verify_signatures:
             verified = self.pool.verify(self.ledger.verify_jobs(ops))
@@ -221,11 +223,11 @@ class Network:
     def _record(self, ops: list[dict], verified: list[bool] | None) -> list[dict]:
         results = self.ledger.execute(ops, verified=verified)
         fed = []
-        by_id = self.by_id
+        learners = self._learners
         for op, res in zip(ops, results):
             if res["ok"]:
-                if not res.get("replayed"):
-                    by_id[op["provider"]].committed(op["action"], op["fee"])
+                if learners and not res.get("replayed") and (p := learners.get(op["provider"])) is not None:
+                    p.committed(op["action"], op["fee"])
                 fed.append(op)
         return fed
 

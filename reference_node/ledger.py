@@ -635,9 +635,19 @@ class Ledger:
         # which keeps the digest of the hot path cheap
         if kind == "commit":
             g = op.get
-            digest = _sha256(repr((request_id, g("task_id"), g("provider"), g("client"), g("fee"), g("input_hash"),
-                                   g("output_hash"), g("model_id"), g("signature"), g("action"),
-                                   g("cost"))).encode()).hexdigest()[:32]
+            # the string fields joined by a separator none of them holds (counted: unambiguous), the
+            # others by repr; any other shape of request by repr of all of them
+            try:
+                text = "\x1f".join((request_id, g("task_id"), g("provider"), g("client"), g("input_hash"),
+                                    g("output_hash"), g("model_id"), g("signature")))
+            except TypeError:
+                text = None
+            if text is not None and text.count("\x1f") == 7:
+                text += "\x1e" + repr((g("fee"), g("action"), g("cost")))
+            else:
+                text = repr((request_id, g("task_id"), g("provider"), g("client"), g("fee"), g("input_hash"),
+                             g("output_hash"), g("model_id"), g("signature"), g("action"), g("cost")))
+            digest = _sha256(text.encode()).hexdigest()[:32]
         else:
             digest = _sha256(repr(op).encode()).hexdigest()[:32]
         task = op.get("task_id")
@@ -930,17 +940,21 @@ class Ledger:
                           key=lambda r: r[3])[:limit]
         pending = {tid for _, tid in self._rows["task_status"]}
         paid: dict[str, list] = {}
+        changes = self._rows["task_status"]
         for task_id, provider, fee, _ in rows:
             if task_id in pending:
                 continue
-            p = self.accounts[provider]
-            p.balance += fee
-            self.totals["escrowed"] -= fee
-            self._dirty.add(provider)
-            self._set_status(task_id, SETTLED)
-            entry = paid.setdefault(provider, [0, 0.0])
+            changes.append((SETTLED, task_id))
+            entry = paid.get(provider)
+            if entry is None:
+                entry = paid[provider] = [0, 0.0, 0]
             entry[0] += 1
-            entry[1] += fee / UNIT
+            entry[1] += fee / UNIT  # the event's figure, summed in the order the windows closed
+            entry[2] += fee
+        for provider, (_, _, fees) in paid.items():
+            self.accounts[provider].balance += fees
+            self.totals["escrowed"] -= fees
+            self._dirty.add(provider)
         released = []
         for wid, (acc, amount, release_at) in list(self.withdrawals.items()):
             a = self.accounts[acc]

@@ -125,21 +125,21 @@ class Provider:
 
     def finish(self, prepared: Prepared, sigs: list[str]) -> list[tuple[dict, dict]]:
         """The (reply, commit operation) pairs of a prepared batch, given the signatures of its messages."""
+        return [({"task_id": op["task_id"], "output": op["output"], "output_hash": op["output_hash"],
+                  "input_hash": op["input_hash"], "model_id": op["model_id"], "provider": op["provider"],
+                  "signature": op["signature"]}, op) for op in self.commit_ops(prepared, sigs)]
+
+    def commit_ops(self, prepared: Prepared, sigs: list[str]) -> list[dict]:
+        """The ledger's commit operations of a prepared batch, given the signatures of its messages
+        (the in-process network needs no replies)."""
         model_id, pid = self.model_id, self.id
         p = prepared
         costs = {a: self.params.cost_of(a) for a in set(p.actions)}
-        out = []
-        for task, action, vals, ih, oh, sig in zip(p.tasks, p.actions, p.outputs, p.input_hashes, p.output_hashes,
-                                                   sigs):
-            tid = task.task_id
-            op = {"op": "commit", "request_id": f"commit:{tid}", "task_id": tid,
-                  "provider": pid, "client": task.client, "fee": task.fee, "input_hash": ih, "output_hash": oh,
-                  "model_id": model_id, "signature": sig, "input": task.input, "output": vals,
-                  "action": action, "cost": costs[action]}
-            reply = {"task_id": tid, "output": vals, "output_hash": oh, "input_hash": ih,
-                     "model_id": model_id, "provider": pid, "signature": sig}
-            out.append((reply, op))
-        return out
+        return [{"op": "commit", "request_id": f"commit:{task.task_id}", "task_id": task.task_id, "provider": pid,
+                 "client": task.client, "fee": task.fee, "input_hash": ih, "output_hash": oh, "model_id": model_id,
+                 "signature": sig, "input": task.input, "output": vals, "action": action, "cost": costs[action]}
+                for task, action, vals, ih, oh, sig in zip(p.tasks, p.actions, p.outputs, p.input_hashes,
+                                                           p.output_hashes, sigs)]
 
     def committed(self, action: str, fee: float) -> None:
         """A commitment was recorded: the task's payoff is fee − cost unless it is slashed later."""

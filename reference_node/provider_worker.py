@@ -121,7 +121,7 @@ def _serve(rx: Any, tx: Any) -> None:
             for pi, tasks in make_tasks(len(providers), seed, fee, first, count).items():
                 p = providers[pi]
                 prepared = p.prepare(tasks)
-                ops += [op for _, op in p.finish(prepared, p.key.sign_many(prepared.messages))]
+                ops += p.commit_ops(prepared, p.key.sign_many(prepared.messages))
             reply = ("ok", ops)
         except Exception as err:  # reported to the parent, which raises it
             reply = ("error", f"{type(err).__name__}: {err}")

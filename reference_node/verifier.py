@@ -64,14 +64,20 @@ class Verifier:
                                                                else self.rate)
 
     def selected(self, commitments: list[dict]) -> list[dict]:
-        """The commitments :meth:`selects` takes, computed in one pass: u < q is tested as
+        """The commitments :meth:`selects` takes, computed in one pass: the lead is
+        ``int(unit_hash("lead", id) · count)`` with the same float operations, and u < q is tested as
         ⌊sha256⌋₅₃ < q·2⁵³, which is exact (both sides are the same numbers scaled by a power of two)."""
         q = self.params.sampling_rate if self.rate is None else self.rate
         bound = q * _2_53
         prefix = self.secret + b"\x1faudit\x1f"
-        index, count, sha = self.index, self.count, hashlib.sha256
-        return [c for c in commitments if lead_index(tid := c["task_id"], count) == index and
-                int.from_bytes(sha(prefix + tid.encode() + b"\x1f").digest()[:8], "big") >> 11 < bound]
+        index, count, sha, from_bytes = self.index, self.count, hashlib.sha256, int.from_bytes
+        out = []
+        for c in commitments:
+            tid = c["task_id"].encode()
+            if int((from_bytes(sha(b"lead\x1f" + tid + b"\x1f").digest()[:8], "big") >> 11) / _2_53 * count) \
+                    == index and from_bytes(sha(prefix + tid + b"\x1f").digest()[:8], "big") >> 11 < bound:
+                out.append(c)
+        return out
 
     def audit(self, commitments: list[dict]) -> tuple[list[dict], list[dict]]:
         """Audit the selected commitments of a feed page.
