@@ -130,4 +130,7 @@ def _serve(rx: Any, tx: Any) -> None:
 
 
 if __name__ == "__main__":
-    _serve(sys.stdin.buffer, sys.stdout.buffer)
+    from reference_node.inprocess import rare_young_collections
+
+    with rare_young_collections():
+        _serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -271,3 +271,16 @@ def test_a_background_ledger_checkpoints_its_wal_beside_the_writer(tmp_path, par
     db = sqlite3.connect(path)
     assert db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 4000
     db.close()
+
+
+def test_young_collections_are_rarer_inside_a_run_and_restored_after():
+    import gc
+
+    from reference_node.inprocess import YOUNG_THRESHOLD, rare_young_collections
+
+    before = gc.get_threshold()
+    with pytest.raises(ZeroDivisionError):
+        with rare_young_collections():
+            assert gc.get_threshold() == (max(before[0], YOUNG_THRESHOLD), *before[1:])
+            1 / 0
+    assert gc.get_threshold() == before
