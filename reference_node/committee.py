@@ -445,13 +445,14 @@ class CommitteeLedger(Ledger):
                 if st[1] == W:
                     st[:] = [st[0] + 1, 0, 0]
 
-    def execute(self, ops: Iterable[dict], verified: list[bool] | None = None) -> list[dict]:
+    def execute(self, ops: Iterable[dict], verified: list[bool] | None = None,
+                checked: list | None = None) -> list[dict]:
         # a batch that fails to commit leaves the claim state as it was: windows copied (one entry per
         # node), the claims sealed and decided in the batch undone (not the whole sets copied)
         windows = {k: list(v) for k, v in self._windows.items()}
         self._undo: list[tuple[str, dict | None]] = []
         try:
-            return super().execute(ops, verified)
+            return super().execute(ops, verified, checked)
         except BaseException:
             self._windows = windows
             for cid, sealed in reversed(self._undo):

@@ -186,6 +186,8 @@ class Network:
                 ahead = None
                 if more:  # this thread infers the batch after, and the stage signs it
                     ahead = self._stage.submit(self._complete, self._prepare(i + n, min(batch, end - i - n)))
+            if ready is not None:  # the ledger's stateless checks of the batch, beside the writer thread
+                ready = (*ready, self.ledger.check(ready[0]))
             with self.ledger.transaction():
                 if fed is not None:
                     self._settle(previous, fed, *audit)
@@ -238,8 +240,8 @@ class Network:
             verified = self.pool.verify(self.ledger.verify_jobs(ops))
         return ops, verified
 
-    def _record(self, ops: list[dict], verified: list[bool] | None) -> list[dict]:
-        results = self.ledger.execute(ops, verified=verified)
+    def _record(self, ops: list[dict], verified: list[bool] | None, checked: list | None = None) -> list[dict]:
+        results = self.ledger.execute(ops, verified=verified, checked=checked)
         fed = []
         learners = self._learners
         for op, res in zip(ops, results):

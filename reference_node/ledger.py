@@ -219,6 +219,99 @@ def _amount(op: dict, name: str, allow_zero: bool = False) -> int:
     return units
 
 
+def _request_id(op: dict, kind: str) -> str:
+    """The operation's request id (given, or the default of a task's commit/audit/challenge/resolve)."""
+    request_id = op.get("request_id")
+    if request_id is None:
+        if isinstance(op.get("task_id"), str) and kind in ("commit", "audit"):
+            request_id = f"{kind}:{op['task_id']}"
+        elif isinstance(op.get("task_id"), str) and isinstance(op.get("verifier"), str) and \
+                kind in ("challenge", "resolve"):
+            request_id = f"{kind}:{op['task_id']}:{op['verifier']}"
+    if request_id is None:
+        raise LedgerError(422, "field 'request_id': expected a unique request id, found nothing")
+    if not isinstance(request_id, str) or not 1 <= len(request_id) <= 200:
+        raise LedgerError(422, f"field 'request_id': expected a string of 1-200 characters, found {request_id!r}")
+    return request_id
+
+
+def _check_commit(op: dict, known: set) -> tuple:
+    """The checks of a commit operation that read no ledger state (see :meth:`Ledger.check`):
+    ``(early error, request id, digest, default request id?, stage of the late error, late error,
+    values)``. An early error (the request id) comes before the replay check; a late error of stage 0
+    (the task id's or the provider id's form) before the provider is looked up, of stage 1 (every
+    other field) after it. ``values`` are what the ledger records, and the commit event's JSON text
+    but for its seq and window close."""
+    try:
+        rid = _request_id(op, "commit")
+    except LedgerError as err:
+        return err, None, None, False, 0, None, None
+    g = op.get
+    # the request as submitted: a replay must repeat it exactly. The input and output enter through
+    # their hashes (a fresh commit is rejected unless they match). The string fields are joined by a
+    # separator none of them holds (counted: unambiguous), the others by repr; any other shape by repr
+    try:
+        text = "\x1f".join((rid, g("task_id"), g("provider"), g("client"), g("input_hash"), g("output_hash"),
+                            g("model_id"), g("signature")))
+    except TypeError:
+        text = None
+    if text is not None and text.count("\x1f") == 7:
+        text += "\x1e" + repr((g("fee"), g("action"), g("cost")))
+    else:
+        text = repr((rid, g("task_id"), g("provider"), g("client"), g("fee"), g("input_hash"), g("output_hash"),
+                     g("model_id"), g("signature"), g("action"), g("cost")))
+    digest = _sha256(text.encode()).hexdigest()[:32]
+    task = g("task_id")
+    default = task.__class__ is str and rid == f"commit:{task}"
+    stage = 0
+    try:
+        # the same checks as _ident/_hex/_field, inline for the well-formed case; those raise the messages
+        task_id = v if (v := task).__class__ is str and _id_ok(v) else _ident(op, "task_id")
+        v = g("provider")
+        if not (v.__class__ is str and (v in known or (_id_ok(v) and _remember(known, v)))):
+            _ident(op, "provider")
+        stage = 1
+        v = g("client")
+        client = v if v.__class__ is str and (v in known or (_id_ok(v) and _remember(known, v))) \
+            else _ident(op, "client")
+        v = g("fee")
+        fee = to_units(v) if v.__class__ is float and 0.0 <= v <= MAX_AMOUNT else _amount(op, "fee", allow_zero=True)
+        input_hash = v if (v := g("input_hash")).__class__ is str and _hex64(v) else _hex(op, "input_hash", 64)
+        output_hash = v if (v := g("output_hash")).__class__ is str and _hex64(v) else _hex(op, "output_hash", 64)
+        v = g("model_id")
+        model_id = v if v.__class__ is str and (v in known or (_id_ok(v) and _remember(known, v))) \
+            else _ident(op, "model_id")
+        signature = v if (v := g("signature")).__class__ is str and _hex128(v) else _hex(op, "signature", 128)
+        text = v if (v := g("input")).__class__ is str else _field(op, "input", str)
+        output = v if (v := g("output")).__class__ is list else _field(op, "output", list)
+        if len(text) > 4096:
+            raise LedgerError(422, f"field 'input': expected at most 4096 characters, found {len(text)}")
+        parsed = parse_output(output)
+        if parsed is None:
+            raise LedgerError(422, f"field 'output': expected a list of {OUT} integers within ±{OUTPUT_BOUND}, "
+                                   f"found {str(output)[:60]}")
+        stored, recomputed = stored_and_hash(parsed)
+        if sha256_hex(text) != input_hash or recomputed != output_hash:
+            raise LedgerError(422, "fields 'input_hash'/'output_hash': expected the sha256 of the input and "
+                                   "output, found different digests")
+    except LedgerError as err:
+        return None, rid, digest, default, stage, err, None
+    action = g("action") if isinstance(g("action"), str) else None
+    cost = g("cost")  # ground-truth metadata for experiments: a finite number, else dropped
+    if cost.__class__ is float:
+        cost = cost if math.isfinite(cost) else None
+    elif cost.__class__ is not int or abs(cost) > MAX_AMOUNT:
+        cost = None
+    # every string but the action is an id or hex digits, which JSON needs no escaping for
+    middle = (f',"task_id":"{task_id}","provider":"{op["provider"]}","client":"{client}","fee":{fee / UNIT!r},'
+              f'"model_id":"{model_id}","input_hash":"{input_hash}","output_hash":"{output_hash}",'
+              f'"signature":"{signature}","window_close":')
+    tail = (f',"action":{"null" if action is None else _dumps(action)},'
+            f'"cost":{"null" if cost is None else repr(cost)},"request_digest":"{digest}"}}')
+    return None, rid, digest, default, stage, None, (task_id, client, fee, input_hash, output_hash, model_id,
+                                                     signature, text, stored, action, cost, middle, tail)
+
+
 class Ledger:
     """The contract state: in-memory mirror of the accounts plus SQLite for everything else."""
 
@@ -342,20 +435,22 @@ class Ledger:
                 raise
 
     # -------------------------------------------------------------------- execution
-    def execute(self, ops: Iterable[dict], verified: list[bool] | None = None) -> list[dict]:
+    def execute(self, ops: Iterable[dict], verified: list[bool] | None = None,
+                checked: list | None = None) -> list[dict]:
         """Apply a batch of operations in one transaction; one result per operation.
 
         A result is ``{"ok": True, ...}`` or ``{"ok": False, "status": 4xx, "error": message}``.
         ``verified``: the results of :meth:`verify_jobs` for these ops, checked elsewhere (a pool).
+        ``checked``: :meth:`check` of these ops, computed beforehand (else here).
         Inside :meth:`transaction` the operations join that block's transaction instead.
         """
         ops = list(ops)
         if self._open is not None:
-            return self._apply_all(ops, verified)
+            return self._apply_all(ops, verified, checked)
         self._sync()
         self._begin()
         saved = self._snapshot()
-        results = self._apply_all(ops, verified)
+        results = self._apply_all(ops, verified, checked)
         self._commit(saved)
         return results
 
@@ -397,14 +492,21 @@ class Ledger:
                                     for k, a in self.accounts.items()},
                 {k: list(v) for k, v in self.withdrawals.items()}, self.seq)
 
-    def _apply_all(self, ops: list, verified: list[bool] | None) -> list[dict]:
+    def _apply_all(self, ops: list, verified: list[bool] | None, checked: list | None = None) -> list[dict]:
         self._prefetch_commits(ops)
         self._verified = {}
         if self.verify_signatures and (verified is not None or self.crypto_pool is not None):
             self._preverify(ops, verified)
+        if checked is None:
+            checked = self.check(ops)
+        elif len(checked) != len(ops):
+            raise ValueError(f"checked: expected {len(ops)} results of check(ops), found {len(checked)}")
         results = []
-        for op in ops:
+        for op, pre in zip(ops, checked):
             try:
+                if pre is not None:
+                    results.append(self._apply_commit(op, pre))
+                    continue
                 if not isinstance(op, dict):
                     raise LedgerError(422, f"an operation must be a JSON object, found {type(op).__name__}")
                 results.append(self._apply(op))
@@ -616,47 +718,31 @@ class Ledger:
 
     def _apply(self, op: dict) -> dict:
         kind = _field(op, "op", str)
+        if kind == "commit":
+            return self._apply_commit(op, _check_commit(op, self._known_ids))
         handler = getattr(self, f"_op_{kind}", None)
         if handler is None:
             raise LedgerError(422, f"field 'op': expected one of {', '.join(OPS)}, found {kind[:40]!r}")
-        request_id = op.get("request_id")
-        if request_id is None:
-            if isinstance(op.get("task_id"), str) and kind in ("commit", "audit"):
-                request_id = f"{kind}:{op['task_id']}"
-            elif isinstance(op.get("task_id"), str) and isinstance(op.get("verifier"), str) and \
-                    kind in ("challenge", "resolve"):
-                request_id = f"{kind}:{op['task_id']}:{op['verifier']}"
-        if request_id is None:
-            raise LedgerError(422, "field 'request_id': expected a unique request id, found nothing")
-        if not isinstance(request_id, str) or not 1 <= len(request_id) <= 200:
-            raise LedgerError(422, f"field 'request_id': expected a string of 1-200 characters, found {request_id!r}")
-        # the request as submitted (key order included): a replay must repeat it exactly. A commit's
-        # input and output enter through their hashes (a fresh commit is rejected unless they match),
-        # which keeps the digest of the hot path cheap
-        if kind == "commit":
-            g = op.get
-            # the string fields joined by a separator none of them holds (counted: unambiguous), the
-            # others by repr; any other shape of request by repr of all of them
-            try:
-                text = "\x1f".join((request_id, g("task_id"), g("provider"), g("client"), g("input_hash"),
-                                    g("output_hash"), g("model_id"), g("signature")))
-            except TypeError:
-                text = None
-            if text is not None and text.count("\x1f") == 7:
-                text += "\x1e" + repr((g("fee"), g("action"), g("cost")))
-            else:
-                text = repr((request_id, g("task_id"), g("provider"), g("client"), g("fee"), g("input_hash"),
-                             g("output_hash"), g("model_id"), g("signature"), g("action"), g("cost")))
-            digest = _sha256(text.encode()).hexdigest()[:32]
-        else:
-            digest = _sha256(repr(op).encode()).hexdigest()[:32]
-        task = op.get("task_id")
-        default_commit = kind == "commit" and isinstance(task, str) and request_id == f"commit:{task}"
-        replay = self._replayed(request_id, kind, digest, task if default_commit else None)
+        request_id = _request_id(op, kind)
+        # the request as submitted (key order included): a replay must repeat it exactly
+        digest = _sha256(repr(op).encode()).hexdigest()[:32]
+        replay = self._replayed(request_id, kind, digest)
         if replay is not None:
             return replay
         self._digest = digest
         return {"ok": True, **handler(op, request_id, self.now())}
+
+    def check(self, ops: list) -> list[Any]:
+        """The checks of the batch's commitments that read nothing of the ledger's state: the request
+        id, the digest, every field's form, the output, the input and output hashes. A pure function
+        of the operations, so a caller can run it before the ledger is free (the in-process network
+        does while the previous batch is written) and pass the result as ``execute(ops,
+        checked=...)``; errors found here are reported in the order the ledger checks them, among
+        the checks that need its state (the replay first, then the provider, its stake, the
+        signature, a repeated task id)."""
+        known = self._known_ids
+        return [_check_commit(op, known) if op.__class__ is dict and op.get("op") == "commit" else None
+                for op in ops]
 
     # -------------------------------------------------------------------- operations
     def _op_register(self, op: dict, rid: str, now: float) -> dict:
@@ -723,75 +809,51 @@ class Ledger:
                            {"account": a.id, "amount": amount / UNIT, "source": "stake", "released": False,
                             "release_at": release_at}, now)
 
-    def _op_commit(self, op: dict, rid: str, now: float) -> dict:
-        get = op.get
-        # the same checks as _ident/_hex/_field, inline for the well-formed case; those raise the messages
-        known = self._known_ids  # ids that passed the check before (providers, clients, models recur)
-        task_id = v if (v := get("task_id")).__class__ is str and _id_ok(v) else _ident(op, "task_id")
-        v = get("provider")
-        provider = self._account(v if v.__class__ is str and (v in known or (_id_ok(v) and _remember(known, v)))
-                                 else _ident(op, "provider"), "provider")
-        v = get("client")
-        client = v if v.__class__ is str and (v in known or (_id_ok(v) and _remember(known, v))) \
-            else _ident(op, "client")
-        v = get("fee")
-        fee = to_units(v) if v.__class__ is float and 0.0 <= v <= MAX_AMOUNT else _amount(op, "fee", allow_zero=True)
-        input_hash = v if (v := get("input_hash")).__class__ is str and _hex64(v) else _hex(op, "input_hash", 64)
-        output_hash = v if (v := get("output_hash")).__class__ is str and _hex64(v) else _hex(op, "output_hash", 64)
-        v = get("model_id")
-        model_id = v if v.__class__ is str and (v in known or (_id_ok(v) and _remember(known, v))) \
-            else _ident(op, "model_id")
-        signature = v if (v := get("signature")).__class__ is str and _hex128(v) else _hex(op, "signature", 128)
-        text = v if (v := get("input")).__class__ is str else _field(op, "input", str)
-        output = v if (v := get("output")).__class__ is list else _field(op, "output", list)
-        if len(text) > 4096:
-            raise LedgerError(422, f"field 'input': expected at most 4096 characters, found {len(text)}")
-        values = parse_output(output)
-        if values is None:
-            raise LedgerError(422, f"field 'output': expected a list of {OUT} integers within ±{OUTPUT_BOUND}, "
-                                   f"found {str(output)[:60]}")
-        stored, recomputed = stored_and_hash(values)
-        if sha256_hex(text) != input_hash or recomputed != output_hash:
-            raise LedgerError(422, "fields 'input_hash'/'output_hash': expected the sha256 of the input and "
-                                   "output, found different digests")
+    def _apply_commit(self, op: dict, pre: tuple) -> dict:
+        """A commitment whose stateless checks are ``pre`` (:func:`_check_commit`): the checks that read
+        the ledger's state, then its effects."""
+        early, rid, digest, default, late_stage, late, values = pre
+        if early is not None:
+            raise early
+        replay = self._replayed(rid, "commit", digest, op["task_id"] if default else None)
+        if replay is not None:
+            return replay
+        if late is not None and late_stage == 0:
+            raise late
+        provider = self._account(op["provider"], "provider")
+        if late is not None:
+            raise late
+        (task_id, client, fee, input_hash, output_hash, model_id, signature, text, stored, action, cost,
+         middle, tail) = values
         if provider.locked <= 0:
             raise LedgerError(409, f"provider {provider.id!r} has no stake left: deposit before committing")
         if self.verify_signatures and not self._signature_ok(provider, signature, crypto.commitment_message(
                 task_id, input_hash, output_hash, model_id, provider.id)):
             raise LedgerError(401, f"signature of task {task_id!r}: expected the provider's Ed25519 signature "
                                    "over the commitment, found an invalid one")
-        if task_id in self._pending_tasks or (rid != f"commit:{task_id}" and self.db.execute(
+        if task_id in self._pending_tasks or (not default and self.db.execute(
                 "SELECT 1 FROM tasks WHERE task_id = ?", (task_id,)).fetchone() is not None):
             raise LedgerError(409, f"task {task_id!r} is already committed (replayed commitment)")
-        action = op.get("action") if isinstance(op.get("action"), str) else None
-        cost = op.get("cost")  # ground-truth metadata for experiments: a finite number, else dropped
-        if cost.__class__ is float:
-            cost = cost if math.isfinite(cost) else None
-        elif cost.__class__ is not int or abs(cost) > MAX_AMOUNT:
-            cost = None
+        now = self.now()
         close = now + self.window
         provider.last_close = max(provider.last_close, close)
         self.totals["fees"] += fee
         self.totals["escrowed"] += fee
         self._dirty.add(provider.id)
-        # the event as _event writes it (json.dumps of the same dict, compact), built directly: every
-        # string but the action is an id or hex digits, which JSON needs no escaping for
         self.seq += 1
-        seq, digest, pid = self.seq, self._digest, provider.id
+        seq, pid = self.seq, provider.id
         data = {"seq": seq, "task_id": task_id, "provider": pid, "client": client, "fee": fee / UNIT,
                 "model_id": model_id, "input_hash": input_hash, "output_hash": output_hash, "signature": signature,
                 "window_close": close, "action": action, "cost": cost, "request_digest": digest}
-        text_json = (f'{{"seq":{seq},"task_id":"{task_id}","provider":"{pid}","client":"{client}",'
-                     f'"fee":{fee / UNIT!r},"model_id":"{model_id}","input_hash":"{input_hash}",'
-                     f'"output_hash":"{output_hash}","signature":"{signature}","window_close":{close!r},'
-                     f'"action":{"null" if action is None else _dumps(action)},'
-                     f'"cost":{"null" if cost is None else repr(cost)},"request_digest":"{digest}"}}')
-        self._rows["events"].append((seq, rid, "commit", now, pid, task_id, fee, text_json))
+        # the event as _event writes it (json.dumps of the same dict, compact), from the parts
+        # _check_commit built
+        self._rows["events"].append((seq, rid, "commit", now, pid, task_id, fee,
+                                     f'{{"seq":{seq}{middle}{close!r}{tail}'))
         self._pending_ids[rid] = {"kind": "commit", "data": data}
         self._pending_tasks.add(task_id)
-        self._rows["tasks"].append((task_id, provider.id, client, fee, input_hash, output_hash, model_id,
+        self._rows["tasks"].append((task_id, pid, client, fee, input_hash, output_hash, model_id,
                                     signature, text, stored, now, close, OPEN, seq, action))
-        return data
+        return {"ok": True, **data}
 
     def _signature_ok(self, provider: Account, signature: str, message: bytes) -> bool:
         ok = self._verified.pop((provider.id, signature, message), None)

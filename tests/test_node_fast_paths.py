@@ -284,3 +284,40 @@ def test_young_collections_are_rarer_inside_a_run_and_restored_after():
             assert gc.get_threshold() == (max(before[0], YOUNG_THRESHOLD), *before[1:])
             1 / 0
     assert gc.get_threshold() == before
+
+
+def test_checked_commits_fail_in_the_ledgers_order_and_apply_as_unchecked(tmp_path, params):
+    """check() runs the stateless part of a commit ahead; each error still comes where the ledger meets
+    it: the request id, then a replayed request id, then the task's and provider's form, the provider's
+    registration, the other fields, the stake, the signature, a repeated task. Expected statuses are
+    read off that order by hand."""
+    ops = _ops(params, 6)
+    reg, good = ops[:2], ops[2:]
+    g0, g1, g2, g3 = good[:4]
+    cases = [
+        ({**g1, "request_id": ""}, 422, "request_id"),
+        ({**g1, "request_id": "commit:fp-0", "fee": -1}, 409, "different content"),  # replay check first
+        ({**g1, "task_id": "bad id!", "provider": "nobody", "request_id": "x1"}, 422, "task_id"),
+        ({**g1, "provider": "nobody", "fee": -1}, 404, "nobody"),  # the provider before the fee
+        ({**g1, "provider": "p0", "fee": -1}, 422, "fee"),
+        ({**g2, "output": [1] * 3}, 422, "output"),
+        ({**g2, "input": g3["input"]}, 422, "input_hash"),
+        ({**g2, "signature": "0" * 128}, 401, "signature"),
+        ({**g0, "request_id": "again"}, 409, "already committed"),
+    ]
+    batch = reg + [g0] + [c for c, _, _ in cases] + [g2]
+    outs = []
+    for checked_ahead in (False, True):
+        led = Ledger(tmp_path / f"c{checked_ahead}.sqlite", params, clock=Clock())
+        res = led.execute(batch, checked=led.check(batch) if checked_ahead else None)
+        led.close()
+        outs.append((res, _tables(tmp_path / f"c{checked_ahead}.sqlite")))
+    assert outs[0] == outs[1]
+    res = outs[0][0]
+    assert res[2]["ok"] and res[-1]["ok"]
+    for r, (_, status, needle) in zip(res[3:-1], cases):
+        assert not r["ok"] and r["status"] == status and needle in r["error"], (status, needle, r)
+    led = Ledger(tmp_path / "x.sqlite", params, clock=Clock())
+    with pytest.raises(ValueError, match="checked"):
+        led.execute(batch, checked=[None])
+    led.close()
