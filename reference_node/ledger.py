@@ -73,8 +73,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     secret_commitment TEXT, revealed TEXT);
 CREATE TABLE IF NOT EXISTS tasks (
     task_id TEXT PRIMARY KEY, provider TEXT NOT NULL, client TEXT NOT NULL, fee INTEGER NOT NULL,
-    input_hash TEXT NOT NULL, output_hash TEXT NOT NULL, model_id TEXT NOT NULL, signature TEXT NOT NULL,
-    input TEXT NOT NULL, output TEXT NOT NULL, commit_time REAL NOT NULL, window_close REAL NOT NULL,
+    model_id TEXT NOT NULL, input TEXT NOT NULL, output TEXT NOT NULL, commit_time REAL NOT NULL,
+    window_close REAL NOT NULL,
     status INTEGER NOT NULL, audited INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL, challenger TEXT,
     action TEXT);
 CREATE INDEX IF NOT EXISTS open_tasks ON tasks(window_close) WHERE status = 0;
@@ -86,6 +86,15 @@ CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value REAL NOT NULL);
 _dumps = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(..., separators=(",", ":")), reused
 _sha256 = hashlib.sha256
 TOTALS = ("deposits", "fees", "withdrawn", "burned", "escrowed", "clock_offset")
+# a commitment's row: the hashes and the signature are read from its commit event (tasks.seq), not
+# stored twice (a quarter of the bytes a commitment writes)
+TASK_COLUMNS = "tasks (task_id, provider, client, fee, model_id, input, output, commit_time, window_close, status, seq, action)"
+SCHEMA_VERSION = 2  # PRAGMA user_version of a ledger database; 0 (and no version) before this layout
+# a commitment as the verifiers' feed and the arbiter read it (see commitment_row)
+COMMITMENT_SELECT = ("SELECT t.rowid, t.task_id, t.provider, t.input, t.output, e.data, t.model_id "
+                     "FROM tasks t JOIN events e ON e.seq = t.seq")
+TASK_SELECT = ("SELECT t.rowid, t.task_id, t.provider, t.input, t.output, e.data, t.model_id, t.status, "
+               "t.window_close, t.challenger, t.audited FROM tasks t JOIN events e ON e.seq = t.seq")
 CHECKPOINT_EVERY = 4  # background ledgers: transactions between WAL checkpoints (a batch is ≈ 130 pages)
 STATEMENT_ROWS = 256  # rows per multi-row statement (fewer if SQLite's limit on bound values is lower)
 
@@ -346,7 +355,14 @@ class Ledger:
         self.db.execute(f"PRAGMA synchronous={synchronous}")
         if background:
             self.db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run beside the writer (below)
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION and self.db.execute(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'tasks'").fetchone()[0]:
+            self.db.close()
+            raise sqlite3.DatabaseError(f"this ledger database has table layout {version}, an older mira-node's; "
+                                        f"this one reads layout {SCHEMA_VERSION}: start a new run directory")
         self.db.executescript(SCHEMA)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._seen_commits: dict[str, dict] = {}
         self._prefetched: set[str] = set()
         self._seen_requests: dict[str, dict] = {}
@@ -484,7 +500,7 @@ class Ledger:
                                        "withdrawals": [], "withdrawal_status": [], "challenger": []}
         self._dirty: set[str] = set()
         self._pending_ids: dict[str, dict] = {}
-        self._pending_tasks: set[str] = set()
+        self._pending_tasks: dict[str, dict] = {}  # task id → commit event data, of this transaction
 
     def _snapshot(self) -> tuple:
         return (dict(self.totals), {k: (a.balance, a.locked, a.unbonding, a.last_close, a.challenged,
@@ -647,8 +663,7 @@ class Ledger:
         db.execute("BEGIN IMMEDIATE")
         try:
             _insert_many(db, "events (seq, request_id, kind, time, account, task_id, amount, data)", r["events"])
-            _insert_many(db, "tasks (task_id, provider, client, fee, input_hash, output_hash, model_id, signature, "
-                             "input, output, commit_time, window_close, status, seq, action)", r["tasks"])
+            _insert_many(db, TASK_COLUMNS, r["tasks"])
             _update_status(db, r["task_status"])
             if r["challenger"]:
                 db.executemany("UPDATE tasks SET challenger = ? WHERE task_id = ?", r["challenger"])
@@ -850,9 +865,8 @@ class Ledger:
         self._rows["events"].append((seq, rid, "commit", now, pid, task_id, fee,
                                      f'{{"seq":{seq}{middle}{close!r}{tail}'))
         self._pending_ids[rid] = {"kind": "commit", "data": data}
-        self._pending_tasks.add(task_id)
-        self._rows["tasks"].append((task_id, pid, client, fee, input_hash, output_hash, model_id,
-                                    signature, text, stored, now, close, OPEN, seq, action))
+        self._pending_tasks[task_id] = data
+        self._rows["tasks"].append((task_id, pid, client, fee, model_id, text, stored, now, close, OPEN, seq, action))
         return {"ok": True, **data}
 
     def _signature_ok(self, provider: Account, signature: str, message: bytes) -> bool:
@@ -862,18 +876,18 @@ class Ledger:
         return ok
 
     def _task(self, task_id: str) -> dict:
-        for row in reversed(self._rows["tasks"]):
-            if row[0] == task_id:
-                return {"task_id": row[0], "provider": row[1], "client": row[2], "fee": row[3],
-                        "signature": row[7], "window_close": row[11], "status": self._status(task_id, row[12]),
-                        "audited": 0, "action": row[14]}
-        row = self.db.execute("SELECT provider, client, fee, signature, window_close, status, audited, action "
+        if task_id in self._pending_tasks:
+            for row in reversed(self._rows["tasks"]):
+                if row[0] == task_id:
+                    return {"task_id": row[0], "provider": row[1], "client": row[2], "fee": row[3],
+                            "window_close": row[8], "status": self._status(task_id, row[9]), "audited": 0,
+                            "action": row[11]}
+        row = self.db.execute("SELECT provider, client, fee, window_close, status, audited, action "
                               "FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
         if row is None:
             raise LedgerError(404, f"unknown task id {task_id!r}")
-        return {"task_id": task_id, "provider": row[0], "client": row[1], "fee": row[2], "signature": row[3],
-                "window_close": row[4], "status": self._status(task_id, row[5]), "audited": row[6],
-                "action": row[7]}
+        return {"task_id": task_id, "provider": row[0], "client": row[1], "fee": row[2], "window_close": row[3],
+                "status": self._status(task_id, row[4]), "audited": row[5], "action": row[6]}
 
     def _status(self, task_id: str, stored: int) -> int:
         for status, tid in reversed(self._rows["task_status"]):
@@ -998,7 +1012,7 @@ class Ledger:
         rows = self.db.execute("SELECT task_id, provider, fee, window_close FROM tasks WHERE status = 0 AND "
                                "window_close <= ? ORDER BY window_close LIMIT ?", (now, limit)).fetchall()
         if self._rows["tasks"]:  # this transaction's own commitments whose windows closed already
-            rows = sorted(rows + [(t[0], t[1], t[3], t[11]) for t in self._rows["tasks"] if t[11] <= now],
+            rows = sorted(rows + [(t[0], t[1], t[3], t[8]) for t in self._rows["tasks"] if t[8] <= now],
                           key=lambda r: r[3])[:limit]
         pending = {tid for _, tid in self._rows["task_status"]}
         paid: dict[str, list] = {}
@@ -1062,8 +1076,7 @@ class Ledger:
     def commitments(self, after: int, limit: int = 1000) -> list[dict]:
         """Committed tasks with rowid > after (the verifiers' feed)."""
         self._sync()
-        rows = self.db.execute("SELECT rowid, task_id, provider, input, output, output_hash, model_id, signature, "
-                               "input_hash FROM tasks WHERE rowid > ? ORDER BY rowid LIMIT ?",
+        rows = self.db.execute(f"{COMMITMENT_SELECT} WHERE t.rowid > ? ORDER BY t.rowid LIMIT ?",
                                (after, limit)).fetchall()
         return [commitment_row(r) for r in rows]
 
@@ -1075,29 +1088,31 @@ class Ledger:
     def task(self, task_id: str) -> dict | None:
         """A commitment with its status; inside :meth:`transaction`, as the block left it so far."""
         self._sync()
-        row = self.db.execute("SELECT rowid, task_id, provider, input, output, output_hash, model_id, signature, "
-                              "input_hash, status, window_close, challenger, audited FROM tasks WHERE task_id = ?",
-                              (task_id,)).fetchone()
+        row = self.db.execute(f"{TASK_SELECT} WHERE t.task_id = ?", (task_id,)).fetchone()
         if self._open is not None and task_id in self._pending_tasks:
             t = next(t for t in reversed(self._rows["tasks"]) if t[0] == task_id)
-            row = (None, t[0], t[1], t[8], t[9], t[5], t[6], t[7], t[4], t[12], t[11], None, 0)
+            row = (None, t[0], t[1], t[5], t[6], self._pending_tasks[task_id], t[4], t[9], t[8], None, 0)
         if row is None:
             return None
-        out = commitment_row(row[:9])
-        status, challenger, audited = row[9], row[11], bool(row[12])
+        out = commitment_row(row[:7])
+        status, challenger, audited = row[7], row[9], bool(row[10])
         if self._open is not None:  # the block's changes not yet written
             status = self._status(task_id, status)
             challenger = next((v for v, t in reversed(self._rows["challenger"]) if t == task_id), challenger)
             audited = audited or (task_id,) in self._rows["audited"]
-        out.update(status=STATUS[status], window_close=row[10], challenger=challenger, audited=audited)
+        out.update(status=STATUS[status], window_close=row[8], challenger=challenger, audited=audited)
         return out
 
 OPS = ("register", "deposit", "withdraw", "commit", "audit", "challenge", "resolve", "settle", "advance", "reveal")
 
 
 def commitment_row(r: tuple) -> dict:
+    """A commitment from a row of COMMITMENT_SELECT (its commit event's data as JSON text, or as the
+    dict of a commitment not yet written)."""
+    event = json.loads(r[5]) if r[5].__class__ is str else r[5]
     return {"cursor": r[0], "task_id": r[1], "provider": r[2], "input": r[3], "output": json.loads(r[4]),
-            "output_hash": r[5], "model_id": r[6], "signature": r[7], "input_hash": r[8]}
+            "output_hash": event["output_hash"], "model_id": r[6], "signature": event["signature"],
+            "input_hash": event["input_hash"]}
 
 
 def read_ids(path: str, after: int, limit: int) -> list[list]:
@@ -1117,9 +1132,8 @@ def read_tasks(path: str, task_ids: list[str]) -> list[dict]:
         out = []
         for i in range(0, len(task_ids), 500):
             chunk = task_ids[i:i + 500]
-            rows = db.execute("SELECT rowid, task_id, provider, input, output, output_hash, model_id, signature, "
-                              f"input_hash FROM tasks WHERE task_id IN ({','.join('?' * len(chunk))}) ORDER BY rowid",
-                              chunk).fetchall()
+            rows = db.execute(f"{COMMITMENT_SELECT} WHERE t.task_id IN ({','.join('?' * len(chunk))}) "
+                              "ORDER BY t.rowid", chunk).fetchall()
             out += [commitment_row(r) for r in rows]
         return out
     finally:
@@ -1130,8 +1144,7 @@ def read_commitments(path: str, after: int, limit: int) -> list[dict]:
     """The feed from a separate read-only connection (WAL readers do not block the writer)."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        rows = db.execute("SELECT rowid, task_id, provider, input, output, output_hash, model_id, signature, "
-                          "input_hash FROM tasks WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit)).fetchall()
+        rows = db.execute(f"{COMMITMENT_SELECT} WHERE t.rowid > ? ORDER BY t.rowid LIMIT ?", (after, limit)).fetchall()
     finally:
         db.close()
     return [commitment_row(r) for r in rows]

@@ -222,8 +222,8 @@ def test_multi_row_statements_write_what_executemany_writes(tmp_path, params):
     last status per task that one statement per row gives."""
     from reference_node import ledger as L
 
-    rows = [(f"k{i:03d}", "p", "c", i, "a" * 64, "b" * 64, "m", "s" * 128, "in", "[1]", 1.5 + i / 7, 9.25 / (i + 1),
-             0, i, None if i % 3 else "honest") for i in range(300)]
+    rows = [(f"k{i:03d}", "p", "c", i, "m", "in", "[1]", 1.5 + i / 7, 9.25 / (i + 1), 0, i,
+             None if i % 3 else "honest") for i in range(300)]
     changes = [(2, f"k{i:03d}") for i in range(0, 300, 2)] + [(1, "k004"), (1, "k005"), (3, "k004"), (2, "k005"),
                                                               (0, "k010")]
     dbs = []
@@ -232,15 +232,14 @@ def test_multi_row_statements_write_what_executemany_writes(tmp_path, params):
         db.executescript(L.SCHEMA)
         if limit is not None:
             db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
-            L._insert_many(db, "tasks (task_id, provider, client, fee, input_hash, output_hash, model_id, signature, "
-                               "input, output, commit_time, window_close, status, seq, action)", rows)
+            L._insert_many(db, L.TASK_COLUMNS, rows)
             L._update_status(db, changes)
         else:  # the plain way
-            db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL, ?)", rows)
+            db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL, ?)", rows)
             db.executemany("UPDATE tasks SET status = ? WHERE task_id = ?", changes)
         dbs.append(db.execute("SELECT rowid, * FROM tasks ORDER BY rowid").fetchall())
     assert dbs[0] == dbs[1] == dbs[2]
-    status = {r[1]: r[13] for r in dbs[0]}
+    status = {r[1]: r[10] for r in dbs[0]}
     assert (status["k004"], status["k005"], status["k010"], status["k002"], status["k003"]) == (3, 2, 0, 2, 0)
 
 
@@ -321,3 +320,43 @@ def test_checked_commits_fail_in_the_ledgers_order_and_apply_as_unchecked(tmp_pa
     with pytest.raises(ValueError, match="checked"):
         led.execute(batch, checked=[None])
     led.close()
+
+
+def test_a_database_of_the_older_table_layout_is_refused_with_a_message(tmp_path, params):
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE tasks (task_id TEXT PRIMARY KEY, input_hash TEXT NOT NULL)")  # layout 0: no version
+    db.commit()
+    db.close()
+    with pytest.raises(sqlite3.DatabaseError, match="layout 0.*start a new run directory"):
+        Ledger(path, params)
+    led = Ledger(tmp_path / "new.sqlite", params)  # a new database gets the current layout
+    led.close()
+    db = sqlite3.connect(tmp_path / "new.sqlite")
+    from reference_node.ledger import SCHEMA_VERSION
+
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    db.close()
+    Ledger(tmp_path / "new.sqlite", params).close()  # and reopens
+
+
+def test_commitments_read_their_hashes_and_signature_from_the_commit_event(tmp_path, params):
+    """The tasks table no longer repeats the hashes and the signature; every reader gets them, equal to
+    what the provider committed, written or still in an open transaction."""
+    from reference_node.ledger import read_commitments, read_tasks
+
+    ops = _ops(params, 5)
+    led = Ledger(tmp_path / "h.sqlite", params, clock=Clock())
+    led.execute(ops[:5])
+    with led.transaction():
+        led.execute(ops[5:])
+        inside = led.task("fp-4")
+    fields = ("task_id", "provider", "input", "output", "output_hash", "model_id", "signature", "input_hash")
+    want = {op["task_id"]: {k: op[k] for k in fields} for op in ops[2:]}
+    assert {k: inside[k] for k in fields} == want["fp-4"]
+    got = [led.task(t) for t in want] + led.commitments(0) + read_tasks(led.path, list(want)) + \
+        read_commitments(led.path, 0, 100)
+    led.close()
+    assert len(got) == 4 * len(want)
+    for c in got:
+        assert {k: c[k] for k in fields} == want[c["task_id"]]
