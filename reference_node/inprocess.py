@@ -41,6 +41,7 @@ from reference_node.verifier import Verifier
 
 EPOCH = 1_800_000_000.0
 PARALLEL_MIN = 4096
+WORKER_AHEAD = 4  # batches the providers' process may work ahead of the ledger
 YOUNG_THRESHOLD = 100_000  # the garbage collector's first threshold during a run (see rare_young_collections)
 
 
@@ -159,26 +160,23 @@ class Network:
         fed: list[dict] | None = None  # the previous batch's recorded commitments, not yet audited
         audit: tuple[list[dict], list[dict]] = ([], [])
         previous = 0  # the previous batch's first task
+        submitted = i  # the worker's batches are submitted up to this task
         while i < end or fed is not None:
             n = min(batch, end - i)
             more = i + n < end
             ready: Any = None  # this batch's commit operations and their signature checks, if made already
             if n > 0 and self._worker is not None:
-                # the providers' process works two batches ahead (k+1, k+2) and the pool checks batch k+1's
-                # signatures while batch k is recorded and audited here
+                # the providers' process works up to WORKER_AHEAD batches ahead (its pipe holds them), and
+                # the pool checks batch k+1's signatures while batch k is recorded and audited here
+                submitted = max(submitted, i)
+                while submitted < min(end, i + WORKER_AHEAD * batch):
+                    self._worker.submit(submitted, min(batch, end - submitted))
+                    submitted += min(batch, end - submitted)
                 if ahead is None:
-                    self._worker.submit(i, n)
-                    if more:
-                        self._worker.submit(i + n, min(batch, end - i - n))
                     ahead = self._received()
                 ops, checks = ahead
                 ready = ops, checks.result() if checks is not None else None
-                ahead = None
-                if more:
-                    ahead = self._received()
-                    after = i + n + min(batch, end - i - n)
-                    if after < end:
-                        self._worker.submit(after, min(batch, end - after))
+                ahead = self._received() if more else None
             elif n > 0 and pipelined:
                 if ahead is None:
                     ahead = self._stage.submit(self._complete, self._prepare(i, n))

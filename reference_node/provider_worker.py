@@ -28,6 +28,19 @@ from typing import Any
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+PIPE_BYTES = 1 << 20  # the pipe from the worker: several batches of operations (≈ 220 kB each)
+
+
+def _widen(pipe: Any) -> None:
+    """Enlarge a pipe's kernel buffer to PIPE_BYTES where the system allows it (Linux; else as it is)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
 class WorkerError(RuntimeError):
     """The provider worker failed or died; the message says how."""
 
@@ -40,6 +53,7 @@ class ProviderWorker:
         self._proc = subprocess.Popen([sys.executable, "-m", "reference_node.provider_worker"], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, cwd=_ROOT, start_new_session=True)
         self._outstanding = 0
+        _widen(self._proc.stdout)  # the batches the worker runs ahead wait in the pipe, not in the worker
         try:
             self._send(("init", params, list(strategies), seed))
             self._outstanding = 1
