@@ -39,6 +39,7 @@ Rules
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -251,46 +252,50 @@ def _check_commit(op: dict, known: set) -> tuple:
     (the task id's or the provider id's form) before the provider is looked up, of stage 1 (every
     other field) after it. ``values`` are what the ledger records, and the commit event's JSON text
     but for its seq and window close."""
-    try:
-        rid = _request_id(op, "commit")
-    except LedgerError as err:
-        return err, None, None, False, 0, None, None
     g = op.get
+    task, provider, client, fee, input_hash, output_hash, model_id, signature, action, cost = (
+        g("task_id"), g("provider"), g("client"), g("fee"), g("input_hash"), g("output_hash"), g("model_id"),
+        g("signature"), g("action"), g("cost"))
+    rid = g("request_id")
+    if rid is None and task.__class__ is str:
+        rid = f"commit:{task}"
+        default = True
+    else:
+        try:
+            rid = _request_id(op, "commit")
+        except LedgerError as err:
+            return err, None, None, False, 0, None, None
+        default = task.__class__ is str and rid == f"commit:{task}"
     # the request as submitted: a replay must repeat it exactly. The input and output enter through
     # their hashes (a fresh commit is rejected unless they match). The string fields are joined by a
     # separator none of them holds (counted: unambiguous), the others by repr; any other shape by repr
     try:
-        text = "\x1f".join((rid, g("task_id"), g("provider"), g("client"), g("input_hash"), g("output_hash"),
-                            g("model_id"), g("signature")))
+        text = "\x1f".join((rid, task, provider, client, input_hash, output_hash, model_id, signature))
     except TypeError:
         text = None
     if text is not None and text.count("\x1f") == 7:
-        text += "\x1e" + repr((g("fee"), g("action"), g("cost")))
+        text += "\x1e" + repr((fee, action, cost))
     else:
-        text = repr((rid, g("task_id"), g("provider"), g("client"), g("fee"), g("input_hash"), g("output_hash"),
-                     g("model_id"), g("signature"), g("action"), g("cost")))
+        text = repr((rid, task, provider, client, fee, input_hash, output_hash, model_id, signature, action, cost))
     digest = _sha256(text.encode()).hexdigest()[:32]
-    task = g("task_id")
-    default = task.__class__ is str and rid == f"commit:{task}"
     stage = 0
     try:
         # the same checks as _ident/_hex/_field, inline for the well-formed case; those raise the messages
-        task_id = v if (v := task).__class__ is str and _id_ok(v) else _ident(op, "task_id")
-        v = g("provider")
-        if not (v.__class__ is str and (v in known or (_id_ok(v) and _remember(known, v)))):
+        task_id = task if task.__class__ is str and _id_ok(task) else _ident(op, "task_id")
+        if not (provider.__class__ is str and (provider in known or (_id_ok(provider) and _remember(known, provider)))):
             _ident(op, "provider")
         stage = 1
-        v = g("client")
-        client = v if v.__class__ is str and (v in known or (_id_ok(v) and _remember(known, v))) \
-            else _ident(op, "client")
-        v = g("fee")
-        fee = to_units(v) if v.__class__ is float and 0.0 <= v <= MAX_AMOUNT else _amount(op, "fee", allow_zero=True)
-        input_hash = v if (v := g("input_hash")).__class__ is str and _hex64(v) else _hex(op, "input_hash", 64)
-        output_hash = v if (v := g("output_hash")).__class__ is str and _hex64(v) else _hex(op, "output_hash", 64)
-        v = g("model_id")
-        model_id = v if v.__class__ is str and (v in known or (_id_ok(v) and _remember(known, v))) \
-            else _ident(op, "model_id")
-        signature = v if (v := g("signature")).__class__ is str and _hex128(v) else _hex(op, "signature", 128)
+        if not (client.__class__ is str and (client in known or (_id_ok(client) and _remember(known, client)))):
+            _ident(op, "client")
+        fee = to_units(fee) if fee.__class__ is float and 0.0 <= fee <= MAX_AMOUNT else _amount(op, "fee", True)
+        if not (input_hash.__class__ is str and _hex64(input_hash)):
+            _hex(op, "input_hash", 64)
+        if not (output_hash.__class__ is str and _hex64(output_hash)):
+            _hex(op, "output_hash", 64)
+        if not (model_id.__class__ is str and (model_id in known or (_id_ok(model_id) and _remember(known, model_id)))):
+            _ident(op, "model_id")
+        if not (signature.__class__ is str and _hex128(signature)):
+            _hex(op, "signature", 128)
         text = v if (v := g("input")).__class__ is str else _field(op, "input", str)
         output = v if (v := g("output")).__class__ is list else _field(op, "output", list)
         if len(text) > 4096:
@@ -300,25 +305,32 @@ def _check_commit(op: dict, known: set) -> tuple:
             raise LedgerError(422, f"field 'output': expected a list of {OUT} integers within ±{OUTPUT_BOUND}, "
                                    f"found {str(output)[:60]}")
         stored, recomputed = stored_and_hash(parsed)
-        if sha256_hex(text) != input_hash or recomputed != output_hash:
+        if _sha256(text.encode()).hexdigest() != input_hash or recomputed != output_hash:
             raise LedgerError(422, "fields 'input_hash'/'output_hash': expected the sha256 of the input and "
                                    "output, found different digests")
     except LedgerError as err:
         return None, rid, digest, default, stage, err, None
-    action = g("action") if isinstance(g("action"), str) else None
-    cost = g("cost")  # ground-truth metadata for experiments: a finite number, else dropped
+    if action.__class__ is not str:
+        action = None
+    # ground-truth metadata for experiments: a finite number, else dropped
     if cost.__class__ is float:
         cost = cost if math.isfinite(cost) else None
     elif cost.__class__ is not int or abs(cost) > MAX_AMOUNT:
         cost = None
     # every string but the action is an id or hex digits, which JSON needs no escaping for
-    middle = (f',"task_id":"{task_id}","provider":"{op["provider"]}","client":"{client}","fee":{fee / UNIT!r},'
+    middle = (f',"task_id":"{task_id}","provider":"{provider}","client":"{client}","fee":{fee / UNIT!r},'
               f'"model_id":"{model_id}","input_hash":"{input_hash}","output_hash":"{output_hash}",'
               f'"signature":"{signature}","window_close":')
-    tail = (f',"action":{"null" if action is None else _dumps(action)},'
+    tail = (f',"action":{"null" if action is None else _json_text(action)},'
             f'"cost":{"null" if cost is None else repr(cost)},"request_digest":"{digest}"}}')
     return None, rid, digest, default, stage, None, (task_id, client, fee, input_hash, output_hash, model_id,
                                                      signature, text, stored, action, cost, middle, tail)
+
+
+@functools.lru_cache(maxsize=256)
+def _json_text(value: str) -> str:
+    """A string as JSON (the few action names recur)."""
+    return _dumps(value)
 
 
 class Ledger:
