@@ -360,3 +360,16 @@ def test_commitments_read_their_hashes_and_signature_from_the_commit_event(tmp_p
     assert len(got) == 4 * len(want)
     for c in got:
         assert {k: c[k] for k in fields} == want[c["task_id"]]
+
+
+def test_the_switch_interval_is_shorter_inside_a_run_and_restored_after():
+    import sys
+
+    from reference_node.inprocess import SWITCH_INTERVAL, prompt_thread_switches
+
+    before = sys.getswitchinterval()
+    with pytest.raises(ZeroDivisionError):
+        with prompt_thread_switches():
+            assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL))
+            1 / 0
+    assert sys.getswitchinterval() == before
