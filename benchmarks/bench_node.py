@@ -11,12 +11,16 @@ What is measured
   ledger verifying every commitment signature (as over HTTP) and with the ledger trusting the
   provider's authenticated channel (signatures then checked only by verifiers on audited tasks
   and by the arbiter on evidence). libsodium (PyNaCl) releases the GIL, so Ed25519 runs on a
-  thread pool, the providers run in their own process two batches ahead of the ledger
-  (:mod:`reference_node.provider_worker`), and the ledger's SQLite transaction is written on
-  its own thread (:mod:`reference_node.inprocess`; the event log is identical to the sequential
-  run's). CPU per task counts every thread and the providers' process. The
-  Ed25519 costs are measured at the start of the module (sign and verify µs per core) and
-  quoted as the ceiling they alone put on 2 cores.
+  thread pool; the providers run in their own process up to 4 batches ahead of the ledger
+  (:mod:`reference_node.provider_worker`); each batch is one ledger transaction, written by the
+  ledger's writer thread while this thread audits the batch and runs the next batch's stateless
+  checks (:meth:`reference_node.ledger.Ledger.check`), and WAL checkpoints run on a thread of their
+  own (:mod:`reference_node.inprocess`; the event log is identical to the sequential run's). CPU
+  per task counts every thread and the providers' process. Three runs per mode, each in a fresh
+  process; the figure is the median, and the note gives every run with Ed25519's single-core
+  speed measured just before it (the machine is shared and its speed varies). The Ed25519 costs
+  are measured at the start of the module (sign and verify µs per core) and quoted as the ceiling
+  they alone put on 2 cores.
 * **memory**: an in-process run in a fresh process; RSS sampled during the run; the figure is
   peak RSS minus RSS after the first 10 % of the tasks.
 
@@ -40,6 +44,7 @@ TITLE = "reference network: end-to-end tasks/s with signatures and ledger writes
 
 HTTP_TARGET = 1_000
 INPROC_TARGET = 20_000
+INPROC_RUNS = 3
 
 
 def _ed25519_costs(n: int = 4000) -> tuple[float, float]:
@@ -204,20 +209,31 @@ def run(quick: bool | None = None) -> list[dict[str, Any]]:
                              f"{cores} idle cores would serve ≈ {cores / per_task:,.0f} tasks/s"})
         sign_us, verify_us = _ed25519_costs()
         for verify in (True, False):
-            r = _inprocess(d, inproc_tasks, verify)
+            # INPROC_RUNS runs, each in a fresh process; the figure is their median (this class of machine
+            # is shared: its single-core speed was seen to vary by 2x within minutes, so the note gives
+            # every run and Ed25519's single-core speed measured just before it)
+            runs = []
+            for _ in range(INPROC_RUNS):
+                ref = _ed25519_costs(1000)[0]
+                runs.append((_inprocess(d, inproc_tasks, verify), ref))
+            runs.sort(key=lambda rr: rr[0]["tasks_per_second"])
+            r = runs[len(runs) // 2][0]
             cpu_task = r["cpu_seconds"] / inproc_tasks
             how = "ledger verifies every signature" if verify else "ledger trusts the provider channel"
             # the arithmetic ceiling on this machine: Ed25519 alone spread over every core, before any
             # Python, SQLite or model work
             crypto_us = sign_us + (verify_us if verify else 0)
             ceiling = cores * 1e6 / crypto_us
+            each = ", ".join(f"{rr['tasks_per_second']:,.0f} ({rr['cpu_seconds'] / inproc_tasks * 1e6:.0f} µs CPU/task; "
+                             f"sign {ref:.0f} µs)" for rr, ref in runs)
             rows.append({"group": "throughput", "name": f"in-process, {how}", "value": r["tasks_per_second"],
                          "unit": "tasks/s", "baseline": "", "ratio": None, "target": f"≥ {INPROC_TARGET:,} tasks/s",
                          "met": r["tasks_per_second"] >= INPROC_TARGET,
-                         "note": f"{inproc_tasks:,} tasks in {r['seconds']:.1f} s, 8 providers, 2 verifiers; "
+                         "note": f"median of {INPROC_RUNS} runs of {inproc_tasks:,} tasks, 8 providers, 2 verifiers; "
+                                 f"every run, slowest first: {each}; "
                                  f"{'pipelined' if r['helper'] else 'one thread'}"
                                  f"{', providers in their own process' if r.get('worker') else ''}; "
-                                 f"{cpu_task * 1e6:.0f} µs CPU per task, every thread and process "
+                                 f"median run {cpu_task * 1e6:.0f} µs CPU per task, every thread and process "
                                  f"({inproc_tasks / r['cpu_seconds']:,.0f} tasks per CPU-second); "
                                  f"ceiling from the signatures alone on {cores} cores ≈ {ceiling:,.0f} tasks/s "
                                  f"({crypto_us:.0f} µs of Ed25519 per task: sign {sign_us:.0f}"
