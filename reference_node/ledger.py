@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from reference_node import crypto
-from reference_node.models import OUT, OUTPUT_BOUND, parse_output, sha256_hex, stored_and_hash
+from reference_node.models import OUT, OUTPUT_BOUND, parse_output, stored_and_hash
 from reference_node.params import UNIT, NodeParams, to_units
 
 KINDS = ("provider", "verifier", "client", "arbiter")

@@ -281,7 +281,7 @@ def test_young_collections_are_rarer_inside_a_run_and_restored_after():
     with pytest.raises(ZeroDivisionError):
         with rare_young_collections():
             assert gc.get_threshold() == (max(before[0], YOUNG_THRESHOLD), *before[1:])
-            1 / 0
+            raise ZeroDivisionError("the block failed")
     assert gc.get_threshold() == before
 
 
@@ -371,5 +371,5 @@ def test_the_switch_interval_is_shorter_inside_a_run_and_restored_after():
     with pytest.raises(ZeroDivisionError):
         with prompt_thread_switches():
             assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL))
-            1 / 0
+            raise ZeroDivisionError("the block failed")
     assert sys.getswitchinterval() == before
