@@ -18,10 +18,12 @@ with ``mira-node up --params <consensus params>``):
   [{"claim_id", "commitment", "signature", "cost"}]}``: the node answers each claim and seals
   the vote (same claim, same commitment: sealing is idempotent). ``POST /reveal``
   ``{"claim_ids": [...]}`` → ``{"node", "revealed": [{"claim_id", "option", "salt",
-  "signature"}], "withheld": [...]}``: only once the ledger holds the claim's sealed votes with
-  this node's own commitment in its seat (asked at ``/sealed``), so a vote is never disclosed
-  before the whole committee is bound; otherwise 409 naming the claim, and 503 while the ledger
-  is unreachable. The option and salt stay in the node until revealed (they are re-derived from
+  "signature"}], "withheld": [...], "refused": [{"claim_id", "status", "error"}]}``: a claim is
+  revealed only once the ledger holds its sealed votes with this node's own commitment in its
+  seat (asked at ``/sealed``), so a vote is never disclosed before the whole committee is bound;
+  a claim that is not is *refused*, alone (the rest of the request is answered), and when every
+  claim of the request is refused the answer is a 409 naming the first; 503 while the ledger is
+  unreachable. The option and salt stay in the node until revealed (they are re-derived from
   its secrets after a restart). ``GET /status``.
 * **coordinator** (:class:`Coordinator`, the claims client): draws each claim's committee as
   :func:`~reference_node.committee.run_committee` does (same generator, same order), asks the
@@ -141,7 +143,7 @@ def committee_node_app(node: CommitteeNode, models: SeededModels | DigitModels, 
     http = Http()
     cost = cp.cost_of(node.strategy)
     secrets: dict[str, int] = {}  # claim id -> the sealed option, until revealed
-    state = {"sealed": 0, "revealed": 0, "withheld": 0}
+    state = {"sealed": 0, "revealed": 0, "withheld": 0, "refused": 0}
 
     def option_of(cid: str) -> int:
         option = secrets.get(cid)
@@ -205,32 +207,40 @@ def committee_node_app(node: CommitteeNode, models: SeededModels | DigitModels, 
         if status != 200:
             raise LedgerError(503 if status >= 500 else 502, f"ledger answered /sealed with {status}: {body}")
         records = body["claims"]
-        out, withheld = [], []
+        out, withheld, refused = [], [], []
         for cid in ids:
             rec = records.get(cid)
+            option = None
             if rec is None:
-                raise LedgerError(409, f"claim {cid!r}: its sealed votes are not on the ledger: a vote is revealed "
-                                       "only after the committee's commitments are recorded")
-            if rec["status"] != "sealed":
-                raise LedgerError(409, f"claim {cid!r} was already decided: nothing to reveal")
-            if node.id not in rec["committee"]:
-                raise LedgerError(409, f"claim {cid!r}: node {node.id!r} holds no seat on its committee")
-            option = option_of(cid)
-            sealed = rec["commitments"][rec["committee"].index(node.id)]
-            if sealed is None:
-                raise LedgerError(409, f"claim {cid!r}: node {node.id!r} sealed no vote on it (absent seat)")
-            if sealed != node.commitment(cid, option):
-                raise LedgerError(409, f"claim {cid!r}: the ledger holds a commitment for {node.id!r} that is not "
-                                       "this node's seal: not revealing")
-            if node.withholds(cid):
+                problem = (f"claim {cid!r}: its sealed votes are not on the ledger: a vote is revealed only after "
+                           "the committee's commitments are recorded")
+            elif rec["status"] != "sealed":
+                problem = f"claim {cid!r} was already decided: nothing to reveal"
+            elif node.id not in rec["committee"]:
+                problem = f"claim {cid!r}: node {node.id!r} holds no seat on its committee"
+            elif (sealed := rec["commitments"][rec["committee"].index(node.id)]) is None:
+                problem = f"claim {cid!r}: node {node.id!r} sealed no vote on it (absent seat)"
+            elif sealed != node.commitment(cid, option := option_of(cid)):
+                problem = (f"claim {cid!r}: the ledger holds a commitment for {node.id!r} that is not this node's "
+                           "seal: not revealing")
+            else:
+                problem = None
+            if problem is not None:
+                refused.append({"claim_id": cid, "status": 409, "error": problem})
+            elif node.withholds(cid):
                 withheld.append(cid)
-                continue
-            out.append({"claim_id": cid, **{k: v for k, v in node.reveal(cid, option).items() if k != "node"}})
-        for cid in ids:
+            else:
+                out.append({"claim_id": cid, **{k: v for k, v in node.reveal(cid, option).items() if k != "node"}})
+        if refused and not out and not withheld:  # nothing in the request could be revealed
+            raise LedgerError(409, refused[0]["error"])
+        for cid in out:
+            secrets.pop(cid["claim_id"], None)
+        for cid in withheld:
             secrets.pop(cid, None)
         state["revealed"] += len(out)
         state["withheld"] += len(withheld)
-        return {"node": node.id, "revealed": out, "withheld": withheld}
+        state["refused"] += len(refused)
+        return {"node": node.id, "revealed": out, "withheld": withheld, "refused": refused}
 
     @app.get("/status")
     async def status() -> dict:
@@ -281,7 +291,7 @@ class Coordinator:
         self.ids: list[str] = list(ids or [])
         self.eligible: list[bool] = []
         self.stats = {"decided": 0, "failed": 0, "absent": 0, "unrevealed": 0, "withheld": 0, "bad_seals": 0,
-                      "bad_reveals": 0, "redraws": 0, "errors": {}}
+                      "bad_reveals": 0, "refused": 0, "redraws": 0, "errors": {}}
 
     # -------------------------------------------------------------------- plumbing
     async def _get(self, url: str) -> tuple[int, Any]:
@@ -405,6 +415,8 @@ class Coordinator:
                 self._error(f"reveal {nid}: expected an object with 'revealed' and 'withheld' lists")
                 return []
             self.stats["withheld"] += len(withheld)
+            refused = body.get("refused", [])
+            self.stats["refused"] += len(refused) if isinstance(refused, list) else 0
             out = []
             for r in revealed:
                 if not isinstance(r, dict):

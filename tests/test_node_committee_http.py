@@ -323,6 +323,14 @@ def test_commit_then_reveal_through_the_services(cluster):
             assert r.status_code == 409 and needle in r.json()["error"], r.text
         mine = option.json()["revealed"][0]
         assert vote_commitment("ok-1", "node-0", mine["option"], bytes.fromhex(mine["salt"])) == s["commitment"]
+        # in one request, the refused claims are refused alone: the revealable one is answered
+        r = h.post(f"{node}/reveal", json={"claim_ids": ["out-1", "ok-1", "fake-1"]})
+        assert r.status_code == 200, r.text
+        assert r.json()["revealed"] == [mine] and r.json()["withheld"] == []
+        refused = r.json()["refused"]
+        assert [(x["claim_id"], x["status"]) for x in refused] == [("out-1", 409), ("fake-1", 409)]
+        assert "holds no seat" in refused[0]["error"] and "not this node's seal" in refused[1]["error"]
+        assert _events(h, led) == before
         reveals = [{"node": "node-0", **{k: mine[k] for k in ("option", "salt", "signature")}}] + [
             cluster["others"][n].reveal("ok-1", 0) for n in members[1:]]
         wrong = copy.deepcopy(reveals)
