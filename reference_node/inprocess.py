@@ -176,7 +176,7 @@ class Network:
         ahead: Any = None  # pipelined: the future of the next batch's signed commits and signature checks
         fed: list[dict] | None = None  # the previous batch's recorded commitments, not yet audited
         audit: tuple[list[dict], list[dict]] = ([], [])
-        previous = 0  # the previous batch's first task
+        previous, previous_n = 0, 0  # the previous batch's first task and its size
         submitted = i  # the worker's batches are submitted up to this task
         while i < end or fed is not None:
             n = min(batch, end - i)
@@ -205,7 +205,7 @@ class Network:
                 ready = (*ready, self.ledger.check(ready[0]))
             with self.ledger.transaction():
                 if fed is not None:
-                    self._settle(previous, fed, *audit)
+                    self._settle(previous, previous_n, fed, *audit)
                 fed = None
                 if n > 0:
                     rate = None
@@ -219,7 +219,7 @@ class Network:
                     self._rate = rate
             if fed is not None:
                 audit = self._audit_ops(fed)  # beside the writer thread
-                previous = i
+                previous, previous_n = i, n
                 i += n
                 if progress:
                     progress(n)
@@ -277,7 +277,7 @@ class Network:
             evidence += ev
         return ops, evidence
 
-    def _settle(self, first: int, fed: list[dict], ops: list[dict], evidence: list[dict]) -> None:
+    def _settle(self, first: int, n: int, fed: list[dict], ops: list[dict], evidence: list[dict]) -> None:
         """A batch's audits and challenges, the arbiter's verdicts, then (the clock moved on by the
         batch's duration) the settlement of the windows that closed."""
         if ops:
@@ -304,7 +304,7 @@ class Network:
                 counts[op["action"]] = counts.get(op["action"], 0) + 1
             self.verifier_learner.observe(counts)
             settle["sampling_rate"] = self._rate
-        self.clock.t += len(fed) * self.step
+        self.clock.t += n * self.step  # the batch's duration at the scenario's throughput
         self.ledger.execute([settle])
 
     def finish(self) -> None:

@@ -257,7 +257,7 @@ def _check_commit(op: dict, known: set) -> tuple:
         g("task_id"), g("provider"), g("client"), g("fee"), g("input_hash"), g("output_hash"), g("model_id"),
         g("signature"), g("action"), g("cost"))
     rid = g("request_id")
-    if rid is None and task.__class__ is str:
+    if rid is None and task.__class__ is str and len(task) <= 193:  # the default id fits 200 characters
         rid = f"commit:{task}"
         default = True
     else:
@@ -581,10 +581,15 @@ class Ledger:
         if self._since_checkpoint >= CHECKPOINT_EVERY and not running:
             from concurrent.futures import ThreadPoolExecutor
 
-            if self._checkpointer is None:
-                self._checkpoint_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="ledger-checkpoint")
             self._since_checkpoint = 0
+            try:
+                if self._checkpointer is None:
+                    self._checkpoint_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                    self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="ledger-checkpoint")
+            except sqlite3.Error:  # the batch is written: checkpoint as SQLite would by itself instead
+                self.db.execute("PRAGMA wal_autocheckpoint=1000")
+                self._since_checkpoint = -(1 << 62)
+                return
             self._checkpoint_job = self._checkpointer.submit(self._checkpoint_db.execute,
                                                              "PRAGMA wal_checkpoint(PASSIVE)")
 

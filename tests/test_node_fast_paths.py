@@ -373,3 +373,20 @@ def test_the_switch_interval_is_shorter_inside_a_run_and_restored_after():
             assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL))
             raise ZeroDivisionError("the block failed")
     assert sys.getswitchinterval() == before
+
+
+def test_the_network_clock_moves_by_every_batch_even_when_commits_are_refused(tmp_path, params):
+    """The simulated clock advances by the batch's duration at the scenario's throughput, whatever the
+    ledger refused (here every commit of provider-1, whose signatures are made with another key)."""
+    from reference_node import crypto
+    from reference_node.inprocess import EPOCH, Network
+
+    net = Network(params, tmp_path / "n.sqlite", ["honest", "honest"], 1, seed=4, parallel=False, worker=False)
+    net.providers[1].key = crypto.Key(4, "someone-else")  # registered under the old key: every signature fails
+    expected = EPOCH
+    for n in (512, 512, 176):
+        expected += n * net.step
+    net.run(1200)
+    assert net.ledger.task_count() == 600  # provider-1's 600 commits were refused
+    assert net.clock.t == expected
+    net.close()
