@@ -38,7 +38,7 @@ from reference_node.parallel import CryptoPool
 from reference_node.params import NodeParams
 from reference_node.provider import Provider, Task
 from reference_node.provider_worker import ProviderWorker
-from reference_node.verifier import Verifier
+from reference_node.verifier import Verifier, lead_indices
 
 EPOCH = 1_800_000_000.0
 PARALLEL_MIN = 4096
@@ -271,8 +271,9 @@ class Network:
         (the verifiers re-execute here; nothing is read from the ledger)."""
         evidence: list[dict] = []
         ops: list[dict] = []
+        leads = lead_indices(commitments, len(self.verifiers))  # public: computed once for every verifier
         for v in self.verifiers:
-            o, ev = v.audit(commitments)
+            o, ev = v.audit(commitments, leads)
             ops += o
             evidence += ev
         return ops, evidence

@@ -38,6 +38,13 @@ def lead_index(task_id: str, count: int) -> int:
 _2_53 = float(1 << 53)
 
 
+def lead_indices(commitments: list[dict], count: int) -> list[int]:
+    """:func:`lead_index` of every commitment of a page, in one pass (the same float operations)."""
+    sha, from_bytes = hashlib.sha256, int.from_bytes
+    return [int((from_bytes(sha(b"lead\x1f" + c["task_id"].encode() + b"\x1f").digest()[:8], "big") >> 11)
+                / _2_53 * count) for c in commitments]
+
+
 class Verifier:
     def __init__(self, verifier_id: str, params: NodeParams, index: int, count: int, seed: int | str = 0,
                  model_id: str | None = None):
@@ -63,29 +70,27 @@ class Verifier:
             models.unit_hash(self.secret, "audit", task_id) < (self.params.sampling_rate if self.rate is None
                                                                else self.rate)
 
-    def selected(self, commitments: list[dict]) -> list[dict]:
+    def selected(self, commitments: list[dict], leads: list[int] | None = None) -> list[dict]:
         """The commitments :meth:`selects` takes, computed in one pass: the lead is
-        ``int(unit_hash("lead", id) · count)`` with the same float operations, and u < q is tested as
+        ``int(unit_hash("lead", id) · count)`` with the same float operations (:func:`lead_indices`; given
+        when the caller computed them once for every verifier), and u < q is tested as
         ⌊sha256⌋₅₃ < q·2⁵³, which is exact (both sides are the same numbers scaled by a power of two)."""
         q = self.params.sampling_rate if self.rate is None else self.rate
         bound = q * _2_53
         prefix = self.secret + b"\x1faudit\x1f"
-        index, count, sha, from_bytes = self.index, self.count, hashlib.sha256, int.from_bytes
-        out = []
-        for c in commitments:
-            tid = c["task_id"].encode()
-            if int((from_bytes(sha(b"lead\x1f" + tid + b"\x1f").digest()[:8], "big") >> 11) / _2_53 * count) \
-                    == index and from_bytes(sha(prefix + tid + b"\x1f").digest()[:8], "big") >> 11 < bound:
-                out.append(c)
-        return out
+        index, sha, from_bytes = self.index, hashlib.sha256, int.from_bytes
+        if leads is None:
+            leads = lead_indices(commitments, self.count)
+        return [c for c, lead in zip(commitments, leads) if lead == index and
+                from_bytes(sha(prefix + c["task_id"].encode() + b"\x1f").digest()[:8], "big") >> 11 < bound]
 
-    def audit(self, commitments: list[dict]) -> tuple[list[dict], list[dict]]:
-        """Audit the selected commitments of a feed page.
+    def audit(self, commitments: list[dict], leads: list[int] | None = None) -> tuple[list[dict], list[dict]]:
+        """Audit the selected commitments of a feed page (``leads``: their :func:`lead_indices`, if known).
 
         Returns (ledger operations: audit records and challenges, evidence for the arbiter).
         """
         p = self.params
-        chosen = self.selected(commitments)
+        chosen = self.selected(commitments, leads)
         ops: list[dict] = []
         evidence: list[dict] = []
         rerun = []
