@@ -600,14 +600,14 @@ class Ledger:
                 {k: list(v) for k, v in self.withdrawals.items()}, self.seq)
 
     def _apply_all(self, ops: list, verified: list[bool] | None, checked: list | None = None) -> list[dict]:
-        self._prefetch_commits(ops)
-        self._verified = {}
-        if self.verify_signatures and (verified is not None or self.crypto_pool is not None):
-            self._preverify(ops, verified)
         if checked is None:
             checked = self.check(ops)
         elif len(checked) != len(ops):
             raise ValueError(f"checked: expected {len(ops)} results of check(ops), found {len(checked)}")
+        self._prefetch_commits(ops, checked)
+        self._verified = {}
+        if self.verify_signatures and (verified is not None or self.crypto_pool is not None):
+            self._preverify(ops, verified)
         results = []
         for op, pre in zip(ops, checked):
             try:
@@ -672,10 +672,11 @@ class Ledger:
             self._checkpoint_job = self._checkpointer.submit(self._checkpoint_db.execute,
                                                              "PRAGMA wal_checkpoint(PASSIVE)")
 
-    def _prefetch_commits(self, ops: list) -> None:
-        """One query for the batch: which of its commits (default request ids) are already on the ledger."""
-        tids = [op["task_id"] for op in ops if isinstance(op, dict) and op.get("op") == "commit"
-                and isinstance(op.get("task_id"), str) and op.get("request_id") in (None, f"commit:{op['task_id']}")]
+    def _prefetch_commits(self, ops: list, checked: list) -> None:
+        """One query for the batch: which of its commits (default request ids) are already on the ledger.
+        ``checked``: :meth:`check` of the ops, which says which commits have their default request id
+        (a commit left out here, or any other operation, is looked up alone if it needs to be)."""
+        tids = [op["task_id"] for op, pre in zip(ops, checked) if pre is not None and pre[0] is None and pre[3]]
         self._seen_commits = {}
         for i in range(0, len(tids), 500):
             chunk = tids[i:i + 500]
@@ -685,8 +686,8 @@ class Ledger:
                 self._seen_commits[tid] = {"kind": kind, "data": json.loads(data)}
         self._prefetched = set(tids)
         # and which of its other operations' request ids were used before (one query, not one per op)
-        rids = [op["request_id"] for op in ops if isinstance(op, dict) and op.get("op") != "commit"
-                and isinstance(op.get("request_id"), str)]
+        rids = [op["request_id"] for op, pre in zip(ops, checked) if pre is None and isinstance(op, dict)
+                and op.get("op") != "commit" and isinstance(op.get("request_id"), str)]
         self._seen_requests: dict[str, dict] = {}
         for i in range(0, len(rids), 500):
             chunk = rids[i:i + 500]
