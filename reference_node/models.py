@@ -193,6 +193,16 @@ def unit_hash(*parts: str | bytes) -> float:
 _2_53 = float(1 << 53)
 
 
+def unit_hashes(parts: Sequence[str | bytes], last: Sequence[str]) -> np.ndarray:
+    """``unit_hash(*parts, x)`` for each x of ``last``, as a float64 array of the same values (the
+    53-bit integers and their scaling by 2^−53 are exact in float64): the common prefix is joined
+    once and the digests are converted to numbers as one array."""
+    prefix = b"".join((p.encode() if isinstance(p, str) else p) + b"\x1f" for p in parts)
+    sha = hashlib.sha256
+    top = b"".join([sha(prefix + x.encode() + b"\x1f").digest()[:8] for x in last])
+    return (np.frombuffer(top, dtype=">u8") >> np.uint64(11)) / _2_53
+
+
 def sha256_hex(data: str) -> str:
     return hashlib.sha256(data.encode()).hexdigest()
 
@@ -254,6 +264,14 @@ def image_index(seed: int | str, i: int) -> int:
 def task_input(seed: int | str, i: int) -> str:
     """The input of the i-th task of a seeded workload (the in-process network and the load client)."""
     return _encoded()[image_index(seed, i)]
+
+
+def task_inputs(seed: int | str, first: int, count: int) -> list[str]:
+    """``[task_input(seed, i) for i in range(first, first + count)]``: the digests' leading 8 bytes
+    are reduced mod 1797 as one uint64 array."""
+    sha, images = hashlib.sha256, _encoded()
+    top = b"".join([sha(f"mira-task|{seed}|{i}".encode()).digest()[:8] for i in range(first, first + count)])
+    return [images[k] for k in (np.frombuffer(top, dtype=">u8") % np.uint64(len(images))).tolist()]
 
 
 class InvalidInput(ValueError):
@@ -552,6 +570,16 @@ def canonical_json(values) -> str:
 
 def output_hash(values) -> str:
     return hashlib.sha256(canonical(values).encode()).hexdigest()
+
+
+_CANONICAL_BYTES = _CANONICAL.encode()
+
+
+def output_hashes(outputs) -> list[str]:
+    """:func:`output_hash` of each output (the canonical text of OUT integers formatted as bytes,
+    the same ASCII digits)."""
+    sha, text = hashlib.sha256, _CANONICAL_BYTES
+    return [sha(text % tuple(v)).hexdigest() if len(v) == OUT else output_hash(v) for v in outputs]
 
 
 def stored_and_hash(values) -> tuple[str, str]:

@@ -80,31 +80,35 @@ class Provider:
         except models.InvalidInput as err:
             tid = tasks[err.index].task_id
             raise models.InvalidInput(f"task {tid!r}: input: {err.problem}", err.index, err.problem) from None
-        actions = [self.strategy.choose() for _ in range(n)]
-        outputs = np.empty((n, models.OUT), dtype=np.int64)
-        honest_rows, cheap_rows, random_rows = [], [], []
-        for i, (task, action) in enumerate(zip(tasks, actions)):
-            if action == "honest":
-                honest_rows.append(i)
-                continue
-            delta = self.params.deviation(action).divergence
-            if models.unit_hash(self.secret, action, task.task_id) < delta:
-                (random_rows if models.deviation_kind(action) == "random" else cheap_rows).append(i)
-            else:
-                honest_rows.append(i)
+        many = getattr(self.strategy, "choose_many", None)  # the n choices at once (see strategies)
+        actions = many(n) if many is not None else [self.strategy.choose() for _ in range(n)]
+        # what each task gets: 0 the declared model, 1 the weaker model, 2 random scores
+        # (a deviation's divergent set: the tasks whose keyed hash u_j is below its divergence δ_j)
+        route = np.zeros(n, dtype=np.int8)
+        for action in sorted(set(actions) - {"honest"}):
+            rows = [i for i, a in enumerate(actions) if a == action]
+            u = models.unit_hashes((self.secret, action), [tasks[i].task_id for i in rows])
+            route[np.array(rows)[u < self.params.deviation(action).divergence]] = (
+                2 if models.deviation_kind(action) == "random" else 1)
+        if route.any():
+            honest_rows, cheap_rows, random_rows = (np.flatnonzero(route == k) for k in range(3))
+        else:
+            honest_rows, cheap_rows, random_rows = np.arange(n), (), ()
         if len(honest_rows) == n:
             outputs = self.model.scores(pixels)
-        elif honest_rows:
-            outputs[honest_rows] = self.model.scores(pixels[honest_rows])
-        if honest_rows and (self.noise_exceed or self.params.comparison == "tolerance"):
+        else:
+            outputs = np.empty((n, models.OUT), dtype=np.int64)
+            if len(honest_rows):
+                outputs[honest_rows] = self.model.scores(pixels[honest_rows])
+        if len(honest_rows) and (self.noise_exceed or self.params.comparison == "tolerance"):
             # honest outputs on noisy hardware; a deviator's non-divergent outputs are noise-free so its
             # flag probability per effective audit is exactly δ_j(1 − β), the model's d_j
-            noisy = [i for i in honest_rows if actions[i] == "honest"]
+            noisy = [i for i in honest_rows.tolist() if actions[i] == "honest"]
             if noisy:
                 outputs[noisy] += models.honest_noise(self.output_rng, len(noisy), self.noise_exceed)
-        if cheap_rows:
+        if len(cheap_rows):
             outputs[cheap_rows] = self.weaker.scores(pixels[cheap_rows])
-        if random_rows:
+        if len(random_rows):
             outputs[random_rows] = models.random_output(self.output_rng, len(random_rows))
         return actions, outputs.tolist()
 
@@ -117,9 +121,9 @@ class Provider:
         """Run the model on a batch and build the messages to sign (sign them, then :meth:`finish`)."""
         actions, outputs = self._run(tasks)
         model_id, pid = self.model_id, self.id
-        canonical, sha = models.canonical, hashlib.sha256
+        sha = hashlib.sha256
         ihs = [sha(t.input.encode()).hexdigest() for t in tasks]
-        ohs = [sha(canonical(v).encode()).hexdigest() for v in outputs]
+        ohs = models.output_hashes(outputs)
         messages = [commitment_message(t.task_id, ih, oh, model_id, pid) for t, ih, oh in zip(tasks, ihs, ohs)]
         return Prepared(tasks, actions, outputs, ihs, ohs, messages)
 

@@ -6,6 +6,11 @@ The interface is two methods, so issue 6 can add learners without touching the p
 * ``observe(action, payoff)``: a realised payoff of a task on which ``action`` was taken.
   Payoffs are additive: a provider reports ``R − c`` when the task is committed and, if it
   is later slashed, a correction ``−(L + R)``; a learner sees each as one observation.
+
+A strategy may also have ``choose_many(n) -> list[str]``: exactly the actions of n calls of
+``choose()`` with no observation between them (the same random numbers, drawn as one array of
+n, and the same state afterwards), the way a provider chooses a batch; the provider uses it
+where it exists. Every strategy here has it (a test compares it with ``choose()``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ class Fixed:
     def choose(self) -> str:
         return self.action
 
+    def choose_many(self, n: int) -> list[str]:
+        return [self.action] * n
+
     def observe(self, action: str, payoff: float) -> None:
         return None
 
@@ -51,6 +59,10 @@ class Mixed:
 
     def choose(self) -> str:
         return self.deviation if self.rng.random() < self.t else "honest"
+
+    def choose_many(self, n: int) -> list[str]:
+        dev, t = self.deviation, self.t
+        return [dev if r < t else "honest" for r in self.rng.random(n).tolist()]
 
     def observe(self, action: str, payoff: float) -> None:
         return None
@@ -78,6 +90,11 @@ class Hedge:
     def choose(self) -> str:
         p = self.probabilities()
         return self.actions[int(min(np.searchsorted(np.cumsum(p), self.rng.random() * p.sum()), len(p) - 1))]
+
+    def choose_many(self, n: int) -> list[str]:
+        p = self.probabilities()  # changes only on observe()
+        picks = np.minimum(np.searchsorted(np.cumsum(p), self.rng.random(n) * p.sum()), len(p) - 1)
+        return [self.actions[i] for i in picks.tolist()]
 
     def observe(self, action: str, payoff: float) -> None:
         if action not in self.actions or not math.isfinite(payoff):
@@ -159,15 +176,30 @@ class _Learner:
     def probabilities(self) -> np.ndarray:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _sample(self) -> int:
+    def _fresh(self) -> None:
         if self._stale:
             self.p = self.probabilities()
             self._stale = False
+
+    def _sample(self) -> int:
+        self._fresh()
         cum = np.cumsum(self.p)
         return int(min(np.searchsorted(cum, self.rng.random() * cum[-1], side="right"), len(self.p) - 1))
 
+    def _sample_many(self, n: int) -> list[int]:
+        """n action indices drawn with the frozen probabilities (one random number each)."""
+        if n == 0:
+            return []
+        self._fresh()
+        cum = np.cumsum(self.p)
+        picks = np.searchsorted(cum, self.rng.random(n) * cum[-1], side="right")
+        return np.minimum(picks, len(self.p) - 1).tolist()
+
     def choose(self) -> str:
         return self.actions[self._sample()]
+
+    def choose_many(self, n: int) -> list[str]:
+        return [self.actions[i] for i in self._sample_many(n)]
 
     def _index(self, action: str, payoff: float) -> int | None:
         if action not in self.actions or not math.isfinite(payoff):
@@ -200,6 +232,12 @@ class BanditHedge(_Learner):
         i = self._sample()
         self.z[i] -= self.eta * self.baseline / self.p[i]  # p stays frozen until an observation
         return self.actions[i]
+
+    def choose_many(self, n: int) -> list[str]:
+        picks = self._sample_many(n)
+        # p stays frozen until an observation; z_i moves by −η·b/x_i per pick, in the order drawn
+        np.subtract.at(self.z, picks, self.eta * self.baseline / self.p[picks])
+        return [self.actions[i] for i in picks]
 
     def observe(self, action: str, payoff: float) -> None:
         i = self._index(action, payoff)
@@ -260,6 +298,12 @@ class LogitResponse(_Learner):
         i = self._sample()
         self.count[i] += 1.0  # one task of action i: its payoff parts arrive as observations
         return self.actions[i]
+
+    def choose_many(self, n: int) -> list[str]:
+        picks = self._sample_many(n)
+        # one task of action i per pick: its payoff parts arrive as observations
+        self.count += np.bincount(picks, minlength=len(self.actions))
+        return [self.actions[i] for i in picks]
 
     def observe(self, action: str, payoff: float) -> None:
         i = self._index(action, payoff)

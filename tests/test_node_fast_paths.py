@@ -143,6 +143,139 @@ def test_verify_without_a_usable_key_is_false():
     assert crypto.verify(crypto.public_key(key.public_hex), key.sign(b"m"), b"m") is True
 
 
+def test_signatures_and_verdicts_are_pynacls():
+    """Key.sign / sign_many (libsodium's crypto_sign called directly, one output buffer per batch) give
+    the signatures of PyNaCl's public API, and verify (crypto_sign_open called directly) accepts and
+    rejects what PyNaCl's VerifyKey does; also from several threads at once with one key."""
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import SigningKey, VerifyKey
+
+    from reference_node import crypto
+
+    key = crypto.Key(5, "k")
+    reference = SigningKey(hashlib.sha256(b"mira-key|5|k").digest())
+    assert key.public_hex == reference.verify_key.encode().hex()
+    # lengths up and down, so a short message follows a long one in the same buffer
+    messages = [b"", b"m", bytes(range(256)) * 3, b"x" * 63, b"y" * 64, b"z" * 65,
+                crypto.commitment_message("t0-000000001", "a" * 64, "b" * 64, "c" * 64, "provider-0"), b"\x00"]
+    expected = [reference.sign(m).signature.hex() for m in messages]
+    assert key.sign_many(messages) == expected
+    assert [key.sign(m) for m in messages] == expected
+    assert key.sign_many([]) == []
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda _: key.sign_many(messages), range(32))) == [expected] * 32
+
+    pub, vk = crypto.public_key(key.public_hex), VerifyKey(reference.verify_key.encode())
+    other = crypto.Key(6, "k").sign(messages[6])
+
+    def flip(hex_sig, byte):
+        raw = bytearray.fromhex(hex_sig)
+        raw[byte] ^= 1
+        return raw.hex()
+
+    order = 2**252 + 27742317777372353535851937790883648493  # ℓ: S + ℓ is the non-canonical twin of S
+    s = int.from_bytes(bytes.fromhex(expected[6])[32:], "little")
+    non_canonical = bytes.fromhex(expected[6])[:32].hex() + (s + order).to_bytes(32, "little").hex()
+    cases = [(sig, m) for sig, m in zip(expected, messages)] + [
+        (expected[6], messages[6] + b"!"), (expected[6], messages[5]), (flip(expected[6], 0), messages[6]),
+        (flip(expected[6], 40), messages[6]), (other, messages[6]), (non_canonical, messages[6]),
+        ("00" * 64, b""), ("ff" * 64, messages[6])]
+
+    def pynacl(sig, m):
+        try:
+            vk.verify(m, bytes.fromhex(sig))
+        except BadSignatureError:
+            return False
+        return True
+
+    verdicts = [crypto.verify(pub, sig, m) for sig, m in cases]
+    assert verdicts == [pynacl(sig, m) for sig, m in cases]
+    assert verdicts[:len(messages)] == [True] * len(messages) and not any(verdicts[len(messages):])
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda c: crypto.verify(pub, *c), cases * 8)) == verdicts * 8
+    # no usable key, bad hex, wrong lengths: False, not an error
+    sig = expected[6]
+    for k, sg in ((None, sig), (pub, "zz" * 64), (pub, sig[:-2]), (pub, sig + "00"), (pub, None),
+                  (pub, ""), (bytes(pub)[:31], sig), (bytes(pub) + b"\x00", sig)):
+        assert crypto.verify(k, sg, messages[6]) is False
+
+
+def test_batch_hashes_are_the_per_item_rules():
+    """models.unit_hashes, models.task_inputs and models.output_hashes (a batch at once) give unit_hash,
+    task_input and output_hash of each item."""
+    import numpy as np
+
+    ids = [f"t7-{i:09d}" for i in range(300)] + ["", "é-ü", "x" * 200]
+    for parts in ((b"\x00secret\x1f", "weaker-model"), ("audit",), ()):
+        assert models.unit_hashes(parts, ids).tolist() == [models.unit_hash(*parts, x) for x in ids]
+    assert models.unit_hashes(("a",), []).tolist() == []
+    outputs = np.random.default_rng(3).integers(-2**31 + 1, 2**31, size=(50, models.OUT)).tolist() + [
+        [0] * models.OUT, [-1] * models.OUT, [True, False] * 5, list(np.arange(10)), [1, 2, 3], []]
+    assert models.output_hashes(outputs) == [models.output_hash(v) for v in outputs]
+    for seed, first, count in ((0, 0, 1), (7, 123_456, 500), ("abc", 10**12, 40), (3, 5, 0)):
+        assert models.task_inputs(seed, first, count) == [models.task_input(seed, i)
+                                                          for i in range(first, first + count)]
+
+
+@pytest.mark.parametrize("spec", ["honest", "weaker-model", "mixed:weaker-model:0.3", "mixed:random-output:1",
+                                  "hedge", "hedge:0.1:0.5", "hedge:2:-1", "regret:0.1", "logit:5", "logit:0"])
+def test_choose_many_is_n_calls_of_choose(spec):
+    """A strategy's choose_many(n) (what a provider calls for a batch) gives the actions, the random
+    numbers consumed and the state of n calls of choose(), batch after batch, with observations
+    (some large, some of unknown actions) between batches."""
+    import numpy as np
+
+    from reference_node import strategies
+
+    devs = ("weaker-model", "random-output")
+    rngs = np.random.default_rng(11), np.random.default_rng(11)
+    one, many = (strategies.make(spec, devs, rng, scale=21.0) for rng in rngs)
+    feedback = np.random.default_rng(12)
+    for n in (0, 1, 5, 64, 0, 300, 2, 512):
+        expected = [one.choose() for _ in range(n)]
+        assert many.choose_many(n) == expected
+        for a in expected[: n // 2] + ["not-an-action"]:
+            payoff = float(feedback.normal(0, 40))
+            for s in (one, many):
+                s.observe(a, payoff)
+        for attr in ("z", "p", "count", "gain", "regret", "total"):
+            if hasattr(one, attr):
+                assert np.array_equal(getattr(one, attr), getattr(many, attr)), attr
+        assert rngs[0].bit_generator.state == rngs[1].bit_generator.state
+
+
+@pytest.mark.parametrize("scenario", ["default", "noisy-gpu"])
+def test_each_task_takes_the_path_its_keyed_hash_says(tmp_path, scenario):
+    """Provider outputs against the per-task rule of reference_node.models: a deviation's task is
+    divergent iff unit_hash(secret, deviation, task id) < δ_j, and gets the weaker model's scores or
+    random scores (never the declared ones); every other task gets the declared model's scores, plus
+    noise within 2τ if the action was honest in tolerance mode."""
+    import numpy as np
+
+    params = load(write_params(tmp_path / "p.json", scenario))
+    tasks = [Task(f"r-{i}", models.task_input("route", i), "c0", 1.0) for i in range(400)]
+    pixels = models.decode([t.input for t in tasks])
+    declared = models.model(models.DECLARED_ID).scores(pixels)
+    weaker = models.model(models.WEAKER_ID).scores(pixels)
+    for spec in ("honest", "weaker-model", "random-output", "mixed:weaker-model:0.5", "hedge:0.5:0"):
+        prov = Provider("p0", params, spec, seed=5)
+        actions, outputs = prov._run(tasks)
+        out = np.array(outputs)
+        for i, (task, action) in enumerate(zip(tasks, actions)):
+            divergent = action != "honest" and (
+                models.unit_hash(prov.secret, action, task.task_id) < params.deviation(action).divergence)
+            if not divergent:
+                diff = np.abs(out[i] - declared[i]).max()
+                assert diff == 0 if action != "honest" or params.comparison == "exact" else diff <= 2 * models.TOLERANCE
+            elif models.deviation_kind(action) == "random":
+                assert np.abs(out[i]).max() <= models.RANDOM_SCALE and not np.array_equal(out[i], declared[i])
+            else:
+                assert np.array_equal(out[i], weaker[i])
+
+
 def _tables(path):
     """Every row of every ledger table (tasks with their rowid), for comparing two databases."""
     db = sqlite3.connect(path)
