@@ -33,7 +33,7 @@ from typing import Any
 
 from reference_node.arbiter import Arbiter
 from reference_node.ledger import Ledger, LedgerError
-from reference_node.models import one_blas_thread, task_input
+from reference_node.models import one_blas_thread, task_inputs
 from reference_node.parallel import CryptoPool
 from reference_node.params import NodeParams
 from reference_node.provider import Provider, Task
@@ -80,10 +80,9 @@ def prompt_thread_switches(interval: float = SWITCH_INTERVAL) -> Iterator[None]:
 def make_tasks(providers: int, seed: int | str, fee: float, first: int, count: int) -> dict[int, list[Task]]:
     """Tasks first..first+count of a seeded workload, grouped by the provider that serves each
     (task k goes to provider k mod providers)."""
-    groups: dict[int, list[Task]] = {}
-    for k in range(first, first + count):
-        groups.setdefault(k % providers, []).append(Task(task_id(seed, k), task_input(seed, k), "client-0", fee))
-    return groups
+    inputs = task_inputs(seed, first, count)
+    tasks = [Task(task_id(seed, k), x, "client-0", fee) for k, x in zip(range(first, first + count), inputs)]
+    return {(first + j) % providers: tasks[j::providers] for j in range(min(providers, count))}
 
 
 class SimClock:
