@@ -347,9 +347,16 @@ def _commit_values(task_id: str, provider: str, client: str, fee: int, input_has
 # the fields of a commit operation, in the order _check_commits reads them
 _COMMIT_FIELDS = operator.itemgetter("request_id", "task_id", "provider", "client", "fee", "input_hash",
                                      "output_hash", "model_id", "signature", "input", "output", "action", "cost")
-_ID_LINES = re.compile(r"(?:[A-Za-z0-9\-_.:]{1,128}\n)*").fullmatch  # ids, each followed by a newline
-_HEX = re.compile(r"[0-9a-f]*").fullmatch
 _STR = {str}
+_ID_BYTES = "".join(sorted(ID_CHARS)).encode()
+_HEX_BYTES = b"0123456789abcdef"
+
+
+def _only(text: str, allowed: bytes) -> bool:
+    """Is every character of ``text`` one of ``allowed`` (ASCII)? One C pass that deletes them; a
+    quarter of the time of a regular expression over a batch's joined fields (a non-ASCII character
+    encodes to bytes outside ``allowed`` and remains)."""
+    return not text.encode().translate(None, allowed)
 
 
 def _check_commits(ops: list, known: set) -> list[tuple] | None:
@@ -372,8 +379,7 @@ def _check_commits(ops: list, known: set) -> list[tuple] | None:
     rids, tasks, providers, clients, fees, ihs, ohs, mids, sigs, inputs, outputs, actions, costs = cols
     if set(map(type, tasks + providers + clients + ihs + ohs + mids + sigs + inputs)) != _STR:
         return None
-    lines = "\n".join(tasks) + "\n"
-    if lines.count("\n") != len(tasks) or _ID_LINES(lines) is None or \
+    if min(map(len, tasks)) < 1 or max(map(len, tasks)) > 128 or not _only("".join(tasks), _ID_BYTES) or \
             any(r != "commit:" + t for r, t in zip(rids, tasks)):
         return None
     for name in {*providers, *clients, *mids} - known:
@@ -381,8 +387,8 @@ def _check_commits(ops: list, known: set) -> list[tuple] | None:
             return None
         _remember(known, name)
     hexes = ihs + ohs
-    if set(map(len, hexes)) != {64} or set(map(len, sigs)) != {128} or _HEX("".join(hexes)) is None or \
-            _HEX("".join(sigs)) is None:
+    if set(map(len, hexes)) != {64} or set(map(len, sigs)) != {128} or not _only("".join(hexes), _HEX_BYTES) or \
+            not _only("".join(sigs), _HEX_BYTES):
         return None
     if set(map(type, fees)) != {float} or not all(0.0 <= f <= MAX_AMOUNT for f in fees) or \
             max(map(len, inputs)) > 4096:
