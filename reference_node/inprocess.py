@@ -36,7 +36,7 @@ from reference_node.ledger import Ledger, LedgerError
 from reference_node.models import one_blas_thread, task_inputs
 from reference_node.parallel import CryptoPool
 from reference_node.params import NodeParams
-from reference_node.provider import Provider, Task
+from reference_node.provider import Provider, Task, signed_commit_ops
 from reference_node.provider_worker import ProviderWorker
 from reference_node.verifier import Verifier, lead_indices
 
@@ -242,13 +242,7 @@ class Network:
     def _complete(self, prepared: list[tuple[Provider, Any]]) -> tuple[list[dict], list[bool] | None]:
         """Sign a prepared batch (on the pool, if any), and check its signatures as the ledger would
         (None: the ledger checks them inline). Pipelined runs call this on the stage thread."""
-        if self.pool is not None:
-            sigs = self.pool.sign([(self.seed, p.id, pr.messages) for p, pr in prepared])
-        else:
-            sigs = [p.key.sign_many(pr.messages) for p, pr in prepared]
-        ops: list[dict] = []
-        for (p, pr), sg in zip(prepared, sigs):
-            ops += p.commit_ops(pr, sg)
+        ops = signed_commit_ops(prepared, self.seed, self.pool)
         verified = None
         if self.pool is not None and self.ledger.verify_signatures:
             verified = self.pool.verify(self.ledger.verify_jobs(ops))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -151,3 +152,18 @@ class Provider:
 
     def slashed(self, action: str, slash: float, fee: float) -> None:
         self.strategy.observe(action, -(slash + fee))
+
+
+def signed_commit_ops(prepared: list[tuple[Provider, Prepared]], seed: int | str, pool: Any = None) -> list[dict]:
+    """The commit operations of prepared batches (each with the provider that prepared it, all made
+    from ``seed``), in order. The messages are signed on ``pool`` (a
+    :class:`reference_node.parallel.CryptoPool`, which splits them across its threads; libsodium
+    releases the GIL) or here; Ed25519 is deterministic, so the operations are the same either way."""
+    if pool is not None:
+        sigs = pool.sign([(seed, p.id, pr.messages) for p, pr in prepared])
+    else:
+        sigs = [p.key.sign_many(pr.messages) for p, pr in prepared]
+    ops: list[dict] = []
+    for (p, pr), sg in zip(prepared, sigs):
+        ops += p.commit_ops(pr, sg)
+    return ops

@@ -108,7 +108,7 @@ class ProviderWorker:
 
 def _serve(rx: Any, tx: Any) -> None:
     from reference_node.inprocess import make_tasks
-    from reference_node.provider import Provider
+    from reference_node.provider import Provider, signed_commit_ops
 
     providers: list[Provider] = []
     seed: Any = None
@@ -131,12 +131,9 @@ def _serve(rx: Any, tx: Any) -> None:
                 tx.flush()
                 continue
             _, first, count = message
-            ops: list[dict] = []
-            for pi, tasks in make_tasks(len(providers), seed, fee, first, count).items():
-                p = providers[pi]
-                prepared = p.prepare(tasks)
-                ops += p.commit_ops(prepared, p.key.sign_many(prepared.messages))
-            reply = ("ok", ops)
+            prepared = [(providers[pi], providers[pi].prepare(tasks))
+                        for pi, tasks in make_tasks(len(providers), seed, fee, first, count).items()]
+            reply = ("ok", signed_commit_ops(prepared, seed))
         except Exception as err:  # reported to the parent, which raises it
             reply = ("error", f"{type(err).__name__}: {err}")
         pickle.dump(reply, tx, protocol=pickle.HIGHEST_PROTOCOL)
