@@ -276,10 +276,10 @@ def _check_commit(op: dict, known: set) -> tuple:
     except TypeError:
         text = None
     if text is not None and text.count("\x1f") == 7:
-        text += "\x1e" + repr((fee, action, cost))
+        digest = _commit_digest(text, fee, action, cost)
     else:
-        text = repr((rid, task, provider, client, fee, input_hash, output_hash, model_id, signature, action, cost))
-    digest = _sha256(text.encode()).hexdigest()[:32]
+        digest = _sha256(repr((rid, task, provider, client, fee, input_hash, output_hash, model_id, signature, action,
+                               cost)).encode()).hexdigest()[:32]
     stage = 0
     try:
         # the same checks as _ident/_hex/_field, inline for the well-formed case; those raise the messages
@@ -316,6 +316,13 @@ def _check_commit(op: dict, known: set) -> tuple:
                                                                    action, cost, digest)
 
 
+def _commit_digest(joined: str, fee: Any, action: Any, cost: Any) -> str:
+    """A commit request's digest when its eight string fields (request id, task, provider, client,
+    input hash, output hash, model id, signature) hold no separator: ``joined`` is them joined by
+    \\x1f; the other fields follow by repr."""
+    return _sha256((joined + "\x1e" + repr((fee, action, cost))).encode()).hexdigest()[:32]
+
+
 def _digests_differ() -> LedgerError:
     return LedgerError(422, "fields 'input_hash'/'output_hash': expected the sha256 of the input and output, "
                             "found different digests")
@@ -347,7 +354,6 @@ def _commit_values(task_id: str, provider: str, client: str, fee: int, input_has
 # the fields of a commit operation, in the order _check_commits reads them
 _COMMIT_FIELDS = operator.itemgetter("request_id", "task_id", "provider", "client", "fee", "input_hash",
                                      "output_hash", "model_id", "signature", "input", "output", "action", "cost")
-_STR = {str}
 _ID_BYTES = "".join(sorted(ID_CHARS)).encode()
 _HEX_BYTES = b"0123456789abcdef"
 
@@ -377,7 +383,7 @@ def _check_commits(ops: list, known: set) -> list[tuple] | None:
     if not cols:
         return []
     rids, tasks, providers, clients, fees, ihs, ohs, mids, sigs, inputs, outputs, actions, costs = cols
-    if set(map(type, tasks + providers + clients + ihs + ohs + mids + sigs + inputs)) != _STR:
+    if set(map(type, tasks + providers + clients + ihs + ohs + mids + sigs + inputs)) != {str}:
         return None
     if min(map(len, tasks)) < 1 or max(map(len, tasks)) > 128 or not _only("".join(tasks), _ID_BYTES) or \
             any(r != "commit:" + t for r, t in zip(rids, tasks)):
@@ -400,9 +406,8 @@ def _check_commits(ops: list, known: set) -> list[tuple] | None:
         return None
     out = []
     for rid, task, provider, client, fee, ih, oh, mid, sig, text, output, action, cost in zip(*cols):
-        # the digest as _check_commit computes it (every string field is an id or hex: no separator in them)
-        digest = _sha256(f"{rid}\x1f{task}\x1f{provider}\x1f{client}\x1f{ih}\x1f{oh}\x1f{mid}\x1f{sig}\x1e"
-                         f"{(fee, action, cost)!r}".encode()).hexdigest()[:32]
+        # every string field is an id or hex: no separator in them
+        digest = _commit_digest("\x1f".join((rid, task, provider, client, ih, oh, mid, sig)), fee, action, cost)
         stored, recomputed = stored_and_hash(output)
         if _sha256(text.encode()).hexdigest() != ih or recomputed != oh:
             out.append((None, rid, digest, True, 1, _digests_differ(), None))

@@ -255,20 +255,14 @@ def _encoded() -> tuple[str, ...]:
     return tuple(encode(row) for row in digits()[0])
 
 
-def image_index(seed: int | str, i: int) -> int:
-    """The image of the i-th task of a seeded workload: sha256(seed, i) mod 1797."""
-    h = hashlib.sha256(f"mira-task|{seed}|{i}".encode()).digest()
-    return int.from_bytes(h[:8], "big") % len(_encoded())
-
-
 def task_input(seed: int | str, i: int) -> str:
     """The input of the i-th task of a seeded workload (the in-process network and the load client)."""
-    return _encoded()[image_index(seed, i)]
+    return task_inputs(seed, i, 1)[0]
 
 
 def task_inputs(seed: int | str, first: int, count: int) -> list[str]:
-    """``[task_input(seed, i) for i in range(first, first + count)]``: the digests' leading 8 bytes
-    are reduced mod 1797 as one uint64 array."""
+    """The inputs of tasks first..first+count of a seeded workload: task i encodes image
+    sha256("mira-task|seed|i")'s leading 8 bytes (big-endian) mod 1797, reduced as one uint64 array."""
     sha, images = hashlib.sha256, _encoded()
     top = b"".join([sha(f"mira-task|{seed}|{i}".encode()).digest()[:8] for i in range(first, first + count)])
     return [images[k] for k in (np.frombuffer(top, dtype=">u8") % np.uint64(len(images))).tolist()]

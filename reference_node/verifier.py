@@ -25,6 +25,8 @@ from __future__ import annotations
 import functools
 import hashlib
 
+import numpy as np
+
 from reference_node import models
 from reference_node.crypto import Key, evidence_message
 from reference_node.params import NodeParams
@@ -35,14 +37,11 @@ def lead_index(task_id: str, count: int) -> int:
     return int(models.unit_hash("lead", task_id) * count)
 
 
-_2_53 = float(1 << 53)
-
-
 def lead_indices(commitments: list[dict], count: int) -> list[int]:
-    """:func:`lead_index` of every commitment of a page, in one pass (the same float operations)."""
-    sha, from_bytes = hashlib.sha256, int.from_bytes
-    return [int((from_bytes(sha(b"lead\x1f" + c["task_id"].encode() + b"\x1f").digest()[:8], "big") >> 11)
-                / _2_53 * count) for c in commitments]
+    """:func:`lead_index` of every commitment of a page, in one pass (the same float operations:
+    float64 products, truncated)."""
+    u = models.unit_hashes(("lead",), [c["task_id"] for c in commitments])
+    return (u * count).astype(np.int64).tolist()
 
 
 class Verifier:
@@ -71,18 +70,15 @@ class Verifier:
                                                                else self.rate)
 
     def selected(self, commitments: list[dict], leads: list[int] | None = None) -> list[dict]:
-        """The commitments :meth:`selects` takes, computed in one pass: the lead is
-        ``int(unit_hash("lead", id) · count)`` with the same float operations (:func:`lead_indices`; given
-        when the caller computed them once for every verifier), and u < q is tested as
-        ⌊sha256⌋₅₃ < q·2⁵³, which is exact (both sides are the same numbers scaled by a power of two)."""
+        """The commitments :meth:`selects` takes, computed in one pass (the leads are
+        :func:`lead_indices`, given when the caller computed them once for every verifier; the
+        audit draws are :func:`reference_node.models.unit_hashes`, the same numbers as unit_hash)."""
         q = self.params.sampling_rate if self.rate is None else self.rate
-        bound = q * _2_53
-        prefix = self.secret + b"\x1faudit\x1f"
-        index, sha, from_bytes = self.index, hashlib.sha256, int.from_bytes
         if leads is None:
             leads = lead_indices(commitments, self.count)
-        return [c for c, lead in zip(commitments, leads) if lead == index and
-                from_bytes(sha(prefix + c["task_id"].encode() + b"\x1f").digest()[:8], "big") >> 11 < bound]
+        led = [c for c, lead in zip(commitments, leads) if lead == self.index]
+        u = models.unit_hashes((self.secret, "audit"), [c["task_id"] for c in led])
+        return [c for c, x in zip(led, (u < q).tolist()) if x]
 
     def audit(self, commitments: list[dict], leads: list[int] | None = None) -> tuple[list[dict], list[dict]]:
         """Audit the selected commitments of a feed page (``leads``: their :func:`lead_indices`, if known).
