@@ -68,7 +68,7 @@ class Arbiter:
             raise LedgerError(422, "evidence field 'commitment_signature': expected the signature registered with "
                                    "the commitment, found another (forged evidence)")
         provider_key = crypto.public_key(pubkey(record["provider"]) or "")
-        if provider_key is None or not crypto.verify(provider_key, record["signature"], crypto.commitment_message(
+        if provider_key is None or not crypto.verify_commitment(provider_key, record["signature"], crypto.commitment_message(
                 tid, record["input_hash"], record["output_hash"], record["model_id"], record["provider"])):
             raise LedgerError(422, "evidence: the commitment's signature does not verify under the provider's key")
         verifier_key = crypto.public_key(pubkey(vid) or "")

@@ -1,9 +1,9 @@
 """``mira-node``: run the reference network, or one of its services alone.
 
     mira-node up --params p.json --providers 8 --verifiers 2 --tasks 10000 --out runs/NAME
-                 [--mix honest=6,weaker-model=2] [--seed S] [--inprocess] [--quiet]
+                 [--mix honest=6,weaker-model=2] [--signing merkle|single] [--seed S] [--inprocess] [--quiet]
     mira-node ledger   --params p.json --db ledger.sqlite [--host 127.0.0.1] [--port 0]
-    mira-node provider --params p.json --ledger URL --id provider-0 [--strategy honest]
+    mira-node provider --params p.json --ledger URL --id provider-0 [--strategy honest] [--signing merkle|single]
     mira-node verifier --params p.json --ledger URL --arbiter URL --id verifier-0 --index 0 --count 2
     mira-node arbiter  --params p.json --ledger URL
     mira-node client   --params p.json --provider URL [--provider URL ...] --tasks N
@@ -36,7 +36,11 @@ from typing import Any
 
 from mira_theory.scenario import ScenarioError
 from reference_node import events, strategies
+from reference_node.crypto import SCHEMES
 from reference_node.params import NodeParams, load
+
+SIGNING_HELP = ("how providers sign commitments: merkle (one Ed25519 signature per Merkle root of up to 16, "
+                "each task with its inclusion path; the default) or single (one per task)")
 
 
 class UsageError(Exception):
@@ -87,7 +91,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise UsageError(f"{db} exists: choose a new --out, or pass --resume to continue that run")
     meta = {"params": str(args.params), "scenario": params.scenario, "scenario_sha256": params.scenario_sha256,
             "providers": {f"provider-{i}": s for i, s in enumerate(specs)}, "verifiers": args.verifiers,
-            "tasks": args.tasks, "seed": args.seed, "mode": "inprocess" if args.inprocess else "http"}
+            "tasks": args.tasks, "seed": args.seed, "mode": "inprocess" if args.inprocess else "http",
+            "signing": args.signing}
     workload, interrupted = _interruptible(lambda: _up_inprocess(args, params, specs, db) if args.inprocess
                                            else _up_http(args, params, specs, out, db))
     if not db.exists():
@@ -113,7 +118,7 @@ def _interruptible(run: Any) -> tuple[dict[str, Any], bool]:
 def _up_inprocess(args: argparse.Namespace, params: NodeParams, specs: list[str], db: Path) -> dict[str, Any]:
     from reference_node.inprocess import Network
 
-    net = Network(params, db, specs, args.verifiers, args.seed)
+    net = Network(params, db, specs, args.verifiers, args.seed, signing=args.signing)
     bar, update = _progress(args.tasks, args.quiet, "tasks")
     try:
         result = net.run(args.tasks, progress=update)
@@ -204,8 +209,8 @@ def _up_http(args: argparse.Namespace, params: NodeParams, specs: list[str], out
             [("ledger", ["ledger", "--db", str(db)], lp), ("arbiter", ["arbiter", "--ledger", ledger], ap)]
             + [(f"verifier-{i}", ["verifier", "--ledger", ledger, "--arbiter", arbiter, "--id", f"verifier-{i}",
                                 "--index", str(i), "--count", str(args.verifiers)], 0) for i in range(args.verifiers)]
-            + [(f"provider-{i}", ["provider", "--ledger", ledger, "--id", f"provider-{i}", "--strategy", s], 0)
-               for i, s in enumerate(specs)])
+            + [(f"provider-{i}", ["provider", "--ledger", ledger, "--id", f"provider-{i}", "--strategy", s,
+                                  "--signing", args.signing], 0) for i, s in enumerate(specs)])
         verifier_urls, provider_urls = urls[2:2 + args.verifiers], urls[2 + args.verifiers:]
 
         async def drive() -> dict[str, Any]:
@@ -525,7 +530,7 @@ def cmd_provider(args: argparse.Namespace) -> int:
         strategies.check_spec(args.strategy, params.deviation_names)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    provider = Provider(args.id, params, args.strategy, args.seed)
+    provider = Provider(args.id, params, args.strategy, args.seed, signing=args.signing)
     serve(provider_app(provider, args.ledger.rstrip("/"), args.stake), args.host, args.port, args.port_file)
     return 0
 
@@ -659,6 +664,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--out", required=True, help="run directory")
     up.add_argument("--mix", default=None, help="strategy=count,... (honest, a deviation, mixed:<dev>:<t>, hedge)")
     up.add_argument("--inprocess", action="store_true", help="same classes in one process, no HTTP")
+    up.add_argument("--signing", choices=SCHEMES, default=SCHEMES[0], help=SIGNING_HELP)
     up.add_argument("--resume", action="store_true", help="continue the run in --out")
     up.add_argument("--concurrency", type=_count, default=64)
     up.add_argument("--rate", type=_positive_float, default=None, help="tasks per second (default: flat out)")
@@ -687,6 +693,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--ledger", required=True, type=_url)
     sp.add_argument("--id", default="provider-0")
     sp.add_argument("--strategy", default="honest")
+    sp.add_argument("--signing", choices=SCHEMES, default=SCHEMES[0], help=SIGNING_HELP)
     sp.add_argument("--stake", type=_nonnegative_float, default=None, help="default: the exported minimum stake")
     sp.set_defaults(func=cmd_provider)
 

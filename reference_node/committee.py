@@ -807,7 +807,7 @@ def run_committee(params: CommitteeParams | dict | str | Path, db_path: str | Pa
                         for cid, _, ms in prepared for nd, o, c in ms]
             seats = [nd for _, _, ms in prepared for nd, _, _ in ms]
             if pool is not None:
-                sigs = pool.sign([(seed, nd.id, m) for nd, m in zip(seats, messages)])
+                sigs = pool.sign([(seed, nd.id, m, "single") for nd, m in zip(seats, messages)])
             else:
                 sigs = [nd.key.sign_many(m) for nd, m in zip(seats, messages)]
             commits, reveals, k = [], [], 0

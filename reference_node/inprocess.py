@@ -32,13 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from reference_node.arbiter import Arbiter
+from reference_node.crypto import SCHEMES
 from reference_node.ledger import Ledger, LedgerError
 from reference_node.models import one_blas_thread, task_inputs
 from reference_node.parallel import CryptoPool
 from reference_node.params import NodeParams
 from reference_node.provider import Provider, Task, signed_commit_ops
 from reference_node.provider_worker import ProviderWorker
-from reference_node.verifier import Verifier, lead_indices
+from reference_node.verifier import Verifier, audit_batch
 
 EPOCH = 1_800_000_000.0
 PARALLEL_MIN = 4096
@@ -102,8 +103,10 @@ class Network:
 
     def __init__(self, params: NodeParams, db_path: str | Path, strategies: list[str], verifiers: int = 2,
                  seed: int = 0, verify_signatures: bool = True, bond: float | None = None,
-                 parallel: bool | None = None, verifier_learner: Any = None, worker: bool | None = None):
+                 parallel: bool | None = None, verifier_learner: Any = None, worker: bool | None = None,
+                 signing: str = SCHEMES[0]):
         self.params = params
+        self.signing = signing  # the providers' commitment signing scheme (reference_node.crypto)
         # adaptive verifiers (strategies.VerifierHedge): the common q_t is the learner's, set before a
         # batch's commitments are made and updated after its audits; logged on the batch's settle event
         self.verifier_learner = verifier_learner
@@ -120,7 +123,7 @@ class Network:
         self.worker = worker
         self._worker: Any = None
         self._parent_prepared = False  # this process's providers have made tasks (then no worker)
-        self.providers = [Provider(f"provider-{i}", params, s, seed) for i, s in enumerate(strategies)]
+        self.providers = [Provider(f"provider-{i}", params, s, seed, signing=signing) for i, s in enumerate(strategies)]
         self.verifiers = [Verifier(f"verifier-{i}", params, i, verifiers, seed) for i in range(verifiers)]
         self.arbiter = Arbiter("arbiter", params, seed)
         self.by_id = {p.id: p for p in self.providers}
@@ -165,7 +168,8 @@ class Network:
         # nothing (their random state would be ahead of the worker's otherwise)
         if pipelined and self._worker is None and not self._parent_prepared and \
                 (self.worker or (self.worker is None and tasks >= PARALLEL_MIN)):
-            self._worker = ProviderWorker(self.params, [p.spec for p in self.providers], self.seed)
+            self._worker = ProviderWorker(self.params, [p.spec for p in self.providers], self.seed, self.signing,
+                                          len(self.verifiers))
         if pipelined and self._worker is None and self._stage is None:
             self._stage = ThreadPoolExecutor(1, thread_name_prefix="sign-stage")
         # One ledger transaction per batch k: the audits of batch k−1, the arbiter's verdicts, the
@@ -181,6 +185,7 @@ class Network:
             n = min(batch, end - i)
             more = i + n < end
             ready: Any = None  # this batch's commit operations and their signature checks, if made already
+            audited: Any = None  # the worker's audits of this batch's commitments (when all are recorded)
             if n > 0 and self._worker is not None:
                 # the providers' process works up to WORKER_AHEAD batches ahead (its pipe holds them), and
                 # the pool checks batch k+1's signatures while batch k is recorded and audited here
@@ -190,7 +195,7 @@ class Network:
                     submitted += min(batch, end - submitted)
                 if ahead is None:
                     ahead = self._received()
-                ops, checks = ahead
+                ops, checks, audited = ahead
                 ready = ops, checks.result() if checks is not None else None
                 ahead = self._received() if more else None
             elif n > 0 and pipelined:
@@ -217,7 +222,9 @@ class Network:
                     fed = self._record(*ready)
                     self._rate = rate
             if fed is not None:
-                audit = self._audit_ops(fed)  # beside the writer thread
+                # beside the writer thread; the worker's audits are those of the batch it made, so they
+                # serve when the ledger recorded every commitment of it
+                audit = audited if audited is not None and len(fed) == len(ready[0]) else self._audit_ops(fed)
                 previous, previous_n = i, n
                 i += n
                 if progress:
@@ -226,12 +233,13 @@ class Network:
         elapsed = time.perf_counter() - start
         return {"tasks": tasks, "seconds": elapsed, "tasks_per_second": tasks / elapsed if elapsed else None}
 
-    def _received(self) -> tuple[list[dict], Any]:
-        """The worker's next batch, and the future of the ledger's signature checks of it (or None)."""
-        ops = self._worker.result()
+    def _received(self) -> tuple[list[dict], Any, tuple[list[dict], list[dict]]]:
+        """The worker's next batch, the future of the ledger's signature checks of it (or None), and
+        the verifiers' audits of it."""
+        ops, audited = self._worker.result()
         if not self.ledger.verify_signatures:
-            return ops, None
-        return ops, self.pool.submit_verify(self.ledger.verify_jobs(ops))
+            return ops, None, audited
+        return ops, self.pool.submit_verify(self.ledger.verify_jobs(ops)), audited
 
     def _prepare(self, i: int, n: int) -> list[tuple[Provider, Any]]:
         """Every provider runs its share of tasks i..i+n (outputs and the messages to sign)."""
@@ -262,14 +270,7 @@ class Network:
     def _audit_ops(self, commitments: list[dict]) -> tuple[list[dict], list[dict]]:
         """The verifiers' audit records and challenges of a batch's commitments, and their evidence
         (the verifiers re-execute here; nothing is read from the ledger)."""
-        evidence: list[dict] = []
-        ops: list[dict] = []
-        leads = lead_indices(commitments, len(self.verifiers))  # public: computed once for every verifier
-        for v in self.verifiers:
-            o, ev = v.audit(commitments, leads)
-            ops += o
-            evidence += ev
-        return ops, evidence
+        return audit_batch(self.verifiers, commitments)
 
     def _settle(self, first: int, n: int, fed: list[dict], ops: list[dict], evidence: list[dict]) -> None:
         """A batch's audits and challenges, the arbiter's verdicts, then (the clock moved on by the

@@ -19,8 +19,10 @@ with a different operation is rejected. A batch of operations is applied in one 
 
 Rules
 -----
-* commit: the provider is registered, its stake is not exhausted, the Ed25519 signature over
-  (task id, input hash, output hash, model id, provider id) verifies, the task id is new, the
+* commit: the provider is registered, its stake is not exhausted, its signature over (task id,
+  input hash, output hash, model id, provider id) verifies (an Ed25519 signature of the tuple, or
+  of the Merkle root of a batch of them with the tuple's inclusion path: :mod:`reference_node.crypto`;
+  a batch's root signature is verified once), the task id is new, the
   fee is finite and ≥ 0; the fee is escrowed until the challenge window (the scenario's
   settlement latency T, in ledger seconds) closes.
 * challenge: a registered, bonded verifier freezes a task inside its window, naming the
@@ -63,7 +65,7 @@ ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_
 ID_RE = re.compile(r"[A-Za-z0-9\-_.:]{1,128}")
 HEX_RE = {n: re.compile(f"[0-9a-f]{{{n}}}") for n in (64, 128)}
 OPEN, CHALLENGED, SETTLED, SLASHED = 0, 1, 2, 3
-_id_ok, _hex64, _hex128 = ID_RE.fullmatch, HEX_RE[64].fullmatch, HEX_RE[128].fullmatch
+_id_ok, _hex64 = ID_RE.fullmatch, HEX_RE[64].fullmatch
 STATUS = {OPEN: "open", CHALLENGED: "challenged", SETTLED: "settled", SLASHED: "slashed"}
 
 SCHEMA = """
@@ -216,6 +218,15 @@ def _hex(op: dict, name: str, length: int) -> str:
     return value
 
 
+def _commitment_signature(op: dict) -> str:
+    value = _field(op, "signature", str)
+    if crypto.signature_form(value) is None:
+        raise LedgerError(422, "field 'signature': expected an Ed25519 signature (128 lowercase hex digits), or a "
+                               "merkle commitment signature (128 hex digits '.' leaf index '.' leaves '.' path of "
+                               f"64 hex digits per node), found {value[:40]!r}")
+    return value
+
+
 def _amount(op: dict, name: str, allow_zero: bool = False) -> int:
     value = _field(op, name, (int, float))
     if not math.isfinite(value):
@@ -296,8 +307,8 @@ def _check_commit(op: dict, known: set) -> tuple:
             _hex(op, "output_hash", 64)
         if not (model_id.__class__ is str and (model_id in known or (_id_ok(model_id) and _remember(known, model_id)))):
             _ident(op, "model_id")
-        if not (signature.__class__ is str and _hex128(signature)):
-            _hex(op, "signature", 128)
+        if not (signature.__class__ is str and crypto.signature_form(signature)):
+            _commitment_signature(op)
         text = v if (v := g("input")).__class__ is str else _field(op, "input", str)
         output = v if (v := g("output")).__class__ is list else _field(op, "output", list)
         if len(text) > 4096:
@@ -393,8 +404,9 @@ def _check_commits(ops: list, known: set) -> list[tuple] | None:
             return None
         _remember(known, name)
     hexes = ihs + ohs
-    if set(map(len, hexes)) != {64} or set(map(len, sigs)) != {128} or not _only("".join(hexes), _HEX_BYTES) or \
-            not _only("".join(sigs), _HEX_BYTES):
+    if set(map(len, hexes)) != {64} or not _only("".join(hexes), _HEX_BYTES):
+        return None
+    if not crypto.signature_forms(sigs):
         return None
     if set(map(type, fees)) != {float} or not all(0.0 <= f <= MAX_AMOUNT for f in fees) or \
             max(map(len, inputs)) > 4096:
@@ -446,6 +458,7 @@ class Ledger:
         # verified up front on its threads; the same check, the same outcome per operation
         self.crypto_pool = crypto_pool
         self._verified: dict[tuple[str, str, bytes], bool] = {}
+        self._roots: dict[tuple, bool] = {}  # merkle roots verified inline: (key, root signature, root message)
         self.path = str(path)
         self._wall = clock
         self.verify_signatures = verify_signatures
@@ -953,10 +966,10 @@ class Ledger:
          middle, tail) = values
         if provider.locked <= 0:
             raise LedgerError(409, f"provider {provider.id!r} has no stake left: deposit before committing")
-        if self.verify_signatures and not self._signature_ok(provider, signature, crypto.commitment_message(
+        if self.verify_signatures and not self._commitment_ok(provider, signature, crypto.commitment_message(
                 task_id, input_hash, output_hash, model_id, provider.id)):
-            raise LedgerError(401, f"signature of task {task_id!r}: expected the provider's Ed25519 signature "
-                                   "over the commitment, found an invalid one")
+            raise LedgerError(401, f"signature of task {task_id!r}: expected the provider's signature over the "
+                                   "commitment (Ed25519, of it or of its Merkle root), found an invalid one")
         if task_id in self._pending_tasks or (not default and self.db.execute(
                 "SELECT 1 FROM tasks WHERE task_id = ?", (task_id,)).fetchone() is not None):
             raise LedgerError(409, f"task {task_id!r} is already committed (replayed commitment)")
@@ -984,6 +997,25 @@ class Ledger:
         ok = self._verified.pop((provider.id, signature, message), None)
         if ok is None:
             ok = crypto.verify(provider.key, signature, message)
+        return ok
+
+    def _commitment_ok(self, provider: Account, signature: str, message: bytes) -> bool:
+        """A commitment's signature verifies (checked up front by :meth:`_preverify`, else here; a
+        merkle batch's root signature is verified once while its commitments arrive one by one)."""
+        ok = self._verified.pop((provider.id, signature, message), None)
+        if ok is not None:
+            return ok
+        signed = crypto.signed_root(signature, message)
+        if signed is None:
+            return False
+        if len(signature) == 128:
+            return crypto.verify(provider.key, *signed)
+        key = (provider.key, *signed)
+        ok = self._roots.get(key)
+        if ok is None:
+            if len(self._roots) >= 256:  # a few batches' roots: memory stays flat
+                self._roots.clear()
+            ok = self._roots[key] = crypto.verify(provider.key, *signed)
         return ok
 
     def _task(self, task_id: str) -> dict:

@@ -19,29 +19,28 @@ from typing import Any
 
 from reference_node import crypto
 
-SignJob = tuple[Any, str, list[bytes]]          # (seed, key name, messages)
-VerifyJob = tuple[str, str, bytes]             # (public key hex, signature hex, message)
+SignJob = tuple[Any, str, list[bytes], str]     # (seed, key name, commitment messages, signing scheme)
+VerifyJob = tuple[str, str, bytes]             # (public key hex, commitment signature, message)
 
 
 def sign_jobs(jobs: list[SignJob], keys: dict[tuple[Any, str], crypto.Key]) -> list[list[str]]:
     out = []
-    for seed, name, messages in jobs:
+    for seed, name, messages, scheme in jobs:
         key = keys.get((seed, name))
         if key is None:
             key = keys[(seed, name)] = crypto.Key(seed, name)
-        out.append(key.sign_many(messages))
+        out.append(key.sign_commitments(messages, scheme))
     return out
 
 
 def verify_jobs(jobs: list[VerifyJob], keys: dict[str, Any]) -> list[bool]:
-    out = []
-    verify = crypto.verify
+    resolved = []
     for pub, sig, message in jobs:
         key = keys.get(pub)
         if key is None:
             key = keys[pub] = crypto.public_key(pub)
-        out.append(key is not None and verify(key, sig, message))
-    return out
+        resolved.append((key, sig, message))
+    return crypto.verify_commitments(resolved)
 
 
 class CryptoPool:
@@ -65,14 +64,17 @@ class CryptoPool:
         return [(a, min(n, a + step)) for a in range(0, n, step)] or [(0, 0)]
 
     def submit_sign(self, jobs: list[SignJob]) -> Future:
-        """A future of :meth:`sign`'s result."""
-        flat = [(i, m) for i, (_, _, ms) in enumerate(jobs) for m in ms]
+        """A future of :meth:`sign`'s result. The work is split between threads in units a signer
+        signs alone (a message, or a merkle scheme's run of crypto.MERKLE_LEAVES messages), so the
+        signatures are those of signing each job's messages at once."""
+        flat = [(i, ms[a:a + step]) for i, (_, _, ms, scheme) in enumerate(jobs)
+                for step in [1 if scheme == "single" else crypto.MERKLE_LEAVES] for a in range(0, len(ms), step)]
         parts = []
         for a, b in self._chunks(len(flat)):
             chunk: dict[int, list[bytes]] = {}
-            for i, m in flat[a:b]:
-                chunk.setdefault(i, []).append(m)
-            sub = [(jobs[i][0], jobs[i][1], ms) for i, ms in chunk.items()]
+            for i, unit in flat[a:b]:
+                chunk.setdefault(i, []).extend(unit)
+            sub = [(jobs[i][0], jobs[i][1], ms, jobs[i][3]) for i, ms in chunk.items()]
             parts.append((list(chunk), self._submit(sign_jobs, sub, self._sign_keys)))
         out: Future = Future()
 

@@ -1,7 +1,9 @@
 """The provider: runs the declared model (or deviates, per its strategy) and commits each output.
 
-A commitment is the provider's Ed25519 signature over (task id, input hash, output hash,
-model id, provider id); it is recorded on the ledger before the reply goes to the client.
+A commitment is the provider's signature over (task id, input hash, output hash, model id,
+provider id), in its signing scheme (:mod:`reference_node.crypto`: one Ed25519 signature per
+task, or, by default, per Merkle root of a batch's commitments with each task's inclusion path);
+it is recorded on the ledger before the reply goes to the client.
 The model id is the sha256 of the declared model's weight file (:data:`MODEL_ID`); an output
 is the model's 10 integer class scores. How each deviation realises its divergence δ_j is
 documented in :mod:`reference_node.models`. A task whose input is not a valid encoding of an
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from reference_node import models, strategies
-from reference_node.crypto import Key, commitment_message
+from reference_node.crypto import SCHEMES, Key, commitment_message
 from reference_node.params import NodeParams
 
 MODEL_ID = models.DECLARED_ID  # sha256 of reference_node/data/models/declared.npz
@@ -45,8 +47,11 @@ class Prepared:
 
 class Provider:
     def __init__(self, provider_id: str, params: NodeParams, strategy: str = "honest", seed: int | str = 0,
-                 model_id: str = MODEL_ID):
+                 model_id: str = MODEL_ID, signing: str = SCHEMES[0]):
+        if signing not in SCHEMES:
+            raise ValueError(f"signing scheme: expected one of {', '.join(SCHEMES)}, found {signing!r}")
         self.id = provider_id
+        self.signing = signing
         self.params = params
         self.model_id = model_id
         self.model = models.model(model_id)
@@ -116,7 +121,7 @@ class Provider:
     def infer(self, tasks: list[Task]) -> list[tuple[dict, dict]]:
         """Run a batch of tasks; returns (reply, commit operation) per task."""
         prepared = self.prepare(tasks)
-        return self.finish(prepared, self.key.sign_many(prepared.messages))
+        return self.finish(prepared, self.key.sign_commitments(prepared.messages, self.signing))
 
     def prepare(self, tasks: list[Task]) -> Prepared:
         """Run the model on a batch and build the messages to sign (sign them, then :meth:`finish`)."""
@@ -160,9 +165,9 @@ def signed_commit_ops(prepared: list[tuple[Provider, Prepared]], seed: int | str
     :class:`reference_node.parallel.CryptoPool`, which splits them across its threads; libsodium
     releases the GIL) or here; Ed25519 is deterministic, so the operations are the same either way."""
     if pool is not None:
-        sigs = pool.sign([(seed, p.id, pr.messages) for p, pr in prepared])
+        sigs = pool.sign([(seed, p.id, pr.messages, p.signing) for p, pr in prepared])
     else:
-        sigs = [p.key.sign_many(pr.messages) for p, pr in prepared]
+        sigs = [p.key.sign_commitments(pr.messages, p.signing) for p, pr in prepared]
     ops: list[dict] = []
     for (p, pr), sg in zip(prepared, sigs):
         ops += p.commit_ops(pr, sg)

@@ -1,20 +1,24 @@
-"""The in-process network's providers in a second process, so their work runs beside the ledger's.
+"""The in-process network's nodes in a second process, so their work runs beside the ledger's.
 
-A :class:`reference_node.inprocess.Network` whose providers do not learn (their choices do not
+A :class:`reference_node.inprocess.Network` whose nodes do not learn (their choices do not
 depend on feedback) hands them to a :class:`ProviderWorker`: a child process (``python -m
 reference_node.provider_worker``) that builds the same :class:`~reference_node.provider.Provider`
-objects from the same (params, strategies, seed), and for each batch generates the tasks, runs
-the models, signs the commitments and returns the commit operations, while the parent records
-the previous batch, audits it and settles. Everything a provider does is a deterministic
-function of (params, strategy, seed, the task sequence), so the operations are byte for byte
-those the parent's own providers would make (tests/test_node_inprocess.py compares the event
-logs). Why a process and not threads: the providers' work is mostly Python (task generation,
-hashing, building the operations) that holds the GIL, and so is the ledger's; two threads of it
-take turns on one core.
+and :class:`~reference_node.verifier.Verifier` objects from the same (params, strategies, seed),
+and for each batch generates the tasks, runs the models, signs the commitments and returns the
+commit operations, with the verifiers' audits of them (:func:`reference_node.verifier.audit_batch`),
+while the parent records the previous batch and settles. The parent uses those audits when the
+ledger recorded the whole batch (a task's audit depends on that task alone), and otherwise audits
+what it recorded itself. Everything a node does is a deterministic function of (params,
+strategies, seed, the task sequence), so the operations are byte for byte those the parent's own
+nodes would make (tests/test_node_inprocess.py compares the event logs). The verifiers' secrets
+are in this process as they are in the parent's: the providers' code never reads them, and what
+a verifier audited is checkable against its revealed secret. Why a process and not threads: the
+nodes' work is mostly Python (task generation, hashing, building the operations) that holds the
+GIL, and so is the ledger's; two threads of it take turns on one core.
 
-Protocol: pickle over the child's stdin/stdout. ``("init", params, strategies, seed)`` → ``("ok", [])``,
-then ``("batch", first, count)`` → ``("ok", ops)``; any failure → ``("error", message)``;
-``("stop",)`` or the end of its stdin ends it.
+Protocol: pickle over the child's stdin/stdout. ``("init", params, strategies, seed, signing,
+verifiers)`` → ``("ok", [])``, then ``("batch", first, count)`` → ``("ok", (ops, (audit operations,
+evidence)))``; any failure → ``("error", message)``; ``("stop",)`` or the end of its stdin ends it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import pickle
 import subprocess
 import sys
 from typing import Any
+
+from reference_node.crypto import SCHEMES
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,7 +52,8 @@ class WorkerError(RuntimeError):
 
 
 class ProviderWorker:
-    def __init__(self, params: Any, strategies: list[str], seed: int | str):
+    def __init__(self, params: Any, strategies: list[str], seed: int | str, signing: str = SCHEMES[0],
+                 verifiers: int = 0):
         # a fresh interpreter running this module (not multiprocessing: its spawn re-imports the
         # caller's __main__, and fork would copy a process holding SQLite connections and threads)
         # its own session: a Ctrl-C reaches the parent, which stops it by closing its stdin
@@ -55,7 +62,7 @@ class ProviderWorker:
         self._outstanding = 0
         _widen(self._proc.stdout)  # the batches the worker runs ahead wait in the pipe, not in the worker
         try:
-            self._send(("init", params, list(strategies), seed))
+            self._send(("init", params, list(strategies), seed, signing, verifiers))
             self._outstanding = 1
             self.result()  # the providers are built (or their error is raised here)
         except BaseException:
@@ -75,8 +82,9 @@ class ProviderWorker:
         self._send(("batch", first, count))
         self._outstanding += 1
 
-    def result(self) -> list[dict]:
-        """The commit operations of the oldest submitted batch, in the order the network makes them."""
+    def result(self) -> Any:
+        """The oldest submitted batch's commit operations, in the order the network makes them, and
+        the verifiers' audits of them (audit operations, evidence)."""
         try:
             status, payload = pickle.load(self._proc.stdout)
         except (EOFError, OSError, pickle.UnpicklingError) as err:
@@ -109,8 +117,10 @@ class ProviderWorker:
 def _serve(rx: Any, tx: Any) -> None:
     from reference_node.inprocess import make_tasks
     from reference_node.provider import Provider, signed_commit_ops
+    from reference_node.verifier import Verifier, audit_batch
 
     providers: list[Provider] = []
+    verifiers: list[Verifier] = []
     seed: Any = None
     fee = 0.0
     while True:
@@ -123,8 +133,10 @@ def _serve(rx: Any, tx: Any) -> None:
             return
         try:
             if kind == "init":
-                _, params, strategies, seed = message
-                providers = [Provider(f"provider-{i}", params, s, seed) for i, s in enumerate(strategies)]
+                _, params, strategies, seed, signing, count = message
+                providers = [Provider(f"provider-{i}", params, s, seed, signing=signing)
+                             for i, s in enumerate(strategies)]
+                verifiers = [Verifier(f"verifier-{i}", params, i, count, seed) for i in range(count)]
                 fee = params.reward
                 reply: tuple = ("ok", [])
                 pickle.dump(reply, tx, protocol=pickle.HIGHEST_PROTOCOL)
@@ -133,7 +145,8 @@ def _serve(rx: Any, tx: Any) -> None:
             _, first, count = message
             prepared = [(providers[pi], providers[pi].prepare(tasks))
                         for pi, tasks in make_tasks(len(providers), seed, fee, first, count).items()]
-            reply = ("ok", signed_commit_ops(prepared, seed))
+            ops = signed_commit_ops(prepared, seed)
+            reply = ("ok", (ops, audit_batch(verifiers, ops)))
         except Exception as err:  # reported to the parent, which raises it
             reply = ("error", f"{type(err).__name__}: {err}")
         pickle.dump(reply, tx, protocol=pickle.HIGHEST_PROTOCOL)

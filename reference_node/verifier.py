@@ -44,6 +44,21 @@ def lead_indices(commitments: list[dict], count: int) -> list[int]:
     return (u * count).astype(np.int64).tolist()
 
 
+def audit_batch(verifiers: list[Verifier], commitments: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Every verifier's audit of a batch of recorded commitments: (ledger operations, evidence), the
+    verifiers in order. A task's audit depends on that task alone (its lead, the verifier's keyed
+    draws, the declared model's output on its input), so auditing a batch equals auditing its tasks
+    one by one; the lead of each is computed once for every verifier."""
+    evidence: list[dict] = []
+    ops: list[dict] = []
+    leads = lead_indices(commitments, len(verifiers))
+    for v in verifiers:
+        o, ev = v.audit(commitments, leads)
+        ops += o
+        evidence += ev
+    return ops, evidence
+
+
 class Verifier:
     def __init__(self, verifier_id: str, params: NodeParams, index: int, count: int, seed: int | str = 0,
                  model_id: str | None = None):
