@@ -4,22 +4,26 @@ What is measured
 ----------------
 * **HTTP, loopback**: ``mira-node up`` with 8 honest providers and 2 verifiers (every service its
   own process: ledger, arbiter, verifiers, providers) and the aiohttp client with 64 tasks in
-  flight. Each task: client → provider (model, Ed25519 sign) → ledger (signature verified,
+  flight. Each task: client → provider (model, commitment signed) → ledger (signature verified,
   group-committed to SQLite WAL) → reply; verifiers read the commitment feed and audit with
-  the exported sampling rate. Figure: tasks completed ÷ client wall time.
+  the exported sampling rate. Figure: tasks completed ÷ client wall time. Commitments are
+  signed in the default scheme (``merkle``: one Ed25519 signature per Merkle root of 16
+  commitments, :mod:`reference_node.crypto`).
 * **in-process**: the same classes in one process (no HTTP), batches of 512 tasks; with the
   ledger verifying every commitment signature (as over HTTP) and with the ledger trusting the
   provider's authenticated channel (signatures then checked only by verifiers on audited tasks
   and by the arbiter on evidence). libsodium (PyNaCl) releases the GIL, so Ed25519 runs on a
-  thread pool; the providers run in their own process up to 4 batches ahead of the ledger
-  (:mod:`reference_node.provider_worker`); each batch is one ledger transaction, written by the
-  ledger's writer thread while this thread audits the batch and runs the next batch's stateless
-  checks (:meth:`reference_node.ledger.Ledger.check`), and WAL checkpoints run on a thread of their
-  own (:mod:`reference_node.inprocess`; the event log is identical to the sequential run's). CPU
-  per task counts every thread and the providers' process. Three runs per mode, each in a fresh
-  process; the figure is the median, and the note gives every run with Ed25519's single-core
-  speed measured just before it (the machine is shared and its speed varies). The Ed25519 costs
-  are measured at the start of the module (sign and verify µs per core) and quoted as the ceiling
+  thread pool; the providers (and the verifiers' audits) run in their own process up to 4
+  batches ahead of the ledger (:mod:`reference_node.provider_worker`); each batch is one ledger
+  transaction, written by the ledger's writer thread while this thread runs the next batch's
+  stateless checks (:meth:`reference_node.ledger.Ledger.check`), and WAL checkpoints run on a
+  thread of their own (:mod:`reference_node.inprocess`; the event log is identical to the
+  sequential run's). CPU per task counts every thread and the providers' process. Each mode
+  runs three times in the default signing scheme (``merkle``) and three times with one
+  signature per task (``single``, the baseline), alternating, each run in a fresh process; the
+  figures are the medians, and the note gives every run with Ed25519's single-core speed
+  measured just before it (the machine is shared and its speed varies). The Ed25519 costs are
+  measured at the start of the module (sign and verify µs per core) and quoted as the ceiling
   they alone put on 2 cores.
 * **memory**: an in-process run in a fresh process; RSS sampled during the run; the figure is
   peak RSS minus RSS after the first 10 % of the tasks.
@@ -126,7 +130,7 @@ def children():
     return r.ru_utime + r.ru_stime
 parallel = {"auto": None, "1": True, "0": False}[sys.argv[5]]
 net = Network(load(sys.argv[1]), sys.argv[2], ["honest"] * 8, 2, seed=1, verify_signatures=sys.argv[4] == "1",
-              parallel=parallel)
+              parallel=parallel, signing=sys.argv[6])
 c0, h0 = time.process_time(), children()
 r = net.run(int(sys.argv[3]))
 helper = net.pool is not None and net._pipelined()
@@ -139,14 +143,18 @@ print(json.dumps(r))
 """
 
 
-def _inprocess(d: Path, tasks: int, verify: bool, parallel: str = "auto") -> dict[str, Any]:
+def _inprocess(d: Path, tasks: int, verify: bool, parallel: str = "auto", signing: str = "merkle") -> dict[str, Any]:
     """An in-process run in a fresh process (as ``mira-node up --inprocess`` runs it).
 
     ``parallel``: ``auto`` (the default: Ed25519 on a thread pool and the pipeline when there are ≥ 2
     CPUs), ``1`` or ``0``; the event log is identical either way (tests/test_node_inprocess.py).
+    ``signing``: the providers' commitment signing scheme (reference_node.crypto.SCHEMES).
     """
-    p = subprocess.run([sys.executable, "-c", INPROC_SCRIPT, str(_params(d)),
-                        str(d / f"inproc-{verify}-{parallel}.sqlite"), str(tasks), "1" if verify else "0", parallel],
+    db = d / f"inproc-{verify}-{parallel}-{signing}.sqlite"
+    for stale in d.glob(db.name + "*"):  # a fresh ledger per run
+        stale.unlink()
+    p = subprocess.run([sys.executable, "-c", INPROC_SCRIPT, str(_params(d)), str(db), str(tasks),
+                        "1" if verify else "0", parallel, signing],
                        check=True, capture_output=True, text=True, cwd=ROOT, timeout=3600)
     return json.loads(p.stdout.strip().splitlines()[-1])
 
@@ -208,36 +216,49 @@ def run(quick: bool | None = None) -> list[dict[str, Any]]:
                              f"({idle_cpu:.1f} s), ÷ tasks: a machine-load-independent figure; "
                              f"{cores} idle cores would serve ≈ {cores / per_task:,.0f} tasks/s"})
         sign_us, verify_us = _ed25519_costs()
+        from reference_node.crypto import MERKLE_LEAVES
+
         for verify in (True, False):
-            # INPROC_RUNS runs, each in a fresh process; the figure is their median (this class of machine
-            # is shared: its single-core speed was seen to vary by 2x within minutes, so the note gives
-            # every run and Ed25519's single-core speed measured just before it)
-            runs = []
+            # INPROC_RUNS runs per signing scheme, alternating, each in a fresh process; the figures are
+            # their medians (this class of machine is shared: its single-core speed was seen to vary by
+            # 2x within minutes, so the note gives every run and Ed25519's single-core speed just before it)
+            runs: dict[str, list] = {"merkle": [], "single": []}
             for _ in range(INPROC_RUNS):
-                ref = _ed25519_costs(1000)[0]
-                runs.append((_inprocess(d, inproc_tasks, verify), ref))
-            runs.sort(key=lambda rr: rr[0]["tasks_per_second"])
-            r = runs[len(runs) // 2][0]
+                for signing in runs:
+                    ref = _ed25519_costs(1000)[0]
+                    runs[signing].append((_inprocess(d, inproc_tasks, verify, signing=signing), ref))
+            med = {}
+            for signing, rs in runs.items():
+                rs.sort(key=lambda rr: rr[0]["tasks_per_second"])
+                med[signing] = rs[len(rs) // 2][0]
+            r, base = med["merkle"], med["single"]
             cpu_task = r["cpu_seconds"] / inproc_tasks
             how = "ledger verifies every signature" if verify else "ledger trusts the provider channel"
             # the arithmetic ceiling on this machine: Ed25519 alone spread over every core, before any
-            # Python, SQLite or model work
-            crypto_us = sign_us + (verify_us if verify else 0)
+            # Python, SQLite or model work (a merkle root's signature and its check serve 16 commitments)
+            crypto_us = (sign_us + (verify_us if verify else 0)) / MERKLE_LEAVES
             ceiling = cores * 1e6 / crypto_us
-            each = ", ".join(f"{rr['tasks_per_second']:,.0f} ({rr['cpu_seconds'] / inproc_tasks * 1e6:.0f} µs CPU/task; "
-                             f"sign {ref:.0f} µs)" for rr, ref in runs)
+
+            def each(rs: list) -> str:
+                return ", ".join(f"{rr['tasks_per_second']:,.0f} ({rr['cpu_seconds'] / inproc_tasks * 1e6:.0f} µs "
+                                 f"CPU/task; sign {ref:.0f} µs)" for rr, ref in rs)
             rows.append({"group": "throughput", "name": f"in-process, {how}", "value": r["tasks_per_second"],
-                         "unit": "tasks/s", "baseline": "", "ratio": None, "target": f"≥ {INPROC_TARGET:,} tasks/s",
-                         "met": r["tasks_per_second"] >= INPROC_TARGET,
-                         "note": f"median of {INPROC_RUNS} runs of {inproc_tasks:,} tasks, 8 providers, 2 verifiers; "
-                                 f"every run, slowest first: {each}; "
+                         "unit": "tasks/s", "baseline": f"{base['tasks_per_second']:,.0f} tasks/s (one signature "
+                                                        "per task)",
+                         "ratio": r["tasks_per_second"] / base["tasks_per_second"],
+                         "target": f"≥ {INPROC_TARGET:,} tasks/s", "met": r["tasks_per_second"] >= INPROC_TARGET,
+                         "note": f"median of {INPROC_RUNS} runs of {inproc_tasks:,} tasks, 8 providers, 2 verifiers, "
+                                 f"merkle commitments ({MERKLE_LEAVES} per signed root); every run, slowest first: "
+                                 f"{each(runs['merkle'])}; baseline, one Ed25519 signature per task: "
+                                 f"{each(runs['single'])}; "
                                  f"{'pipelined' if r['helper'] else 'one thread'}"
                                  f"{', providers in their own process' if r.get('worker') else ''}; "
                                  f"median run {cpu_task * 1e6:.0f} µs CPU per task, every thread and process "
-                                 f"({inproc_tasks / r['cpu_seconds']:,.0f} tasks per CPU-second); "
+                                 f"({inproc_tasks / r['cpu_seconds']:,.0f} tasks per CPU-second; baseline "
+                                 f"{base['cpu_seconds'] / inproc_tasks * 1e6:.0f} µs); "
                                  f"ceiling from the signatures alone on {cores} cores ≈ {ceiling:,.0f} tasks/s "
-                                 f"({crypto_us:.0f} µs of Ed25519 per task: sign {sign_us:.0f}"
-                                 f"{f', verify {verify_us:.0f}' if verify else ''}); "
+                                 f"({crypto_us:.1f} µs of Ed25519 per task: sign {sign_us:.0f}"
+                                 f"{f', verify {verify_us:.0f}' if verify else ''} per root); "
                                  f"1-min load average at the end {os.getloadavg()[0]:.1f}"})
         rows += _inference_rows()
         m = _memory(d, mem_tasks)

@@ -23,7 +23,8 @@ and the fields of its kind:
                mixed:<deviation>:<t>, hedge; experiment metadata)
     deposit    account, amount, locked (stake/bond after the deposit)
     withdraw   account, amount, source (balance|stake), released (bool), release_at
-    commit     task_id, provider, client, fee, model_id, input_hash, output_hash, signature,
+    commit     task_id, provider, client, fee, model_id, input_hash, output_hash, signature (the
+               provider's commitment signature, either scheme of reference_node.crypto),
                window_close, action (what the provider actually did: honest or a deviation
                name: ground truth logged for the experiment, read by no protocol decision),
                cost (the environment's cost of that action)
