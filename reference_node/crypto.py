@@ -73,7 +73,8 @@ def signature_forms(signatures: list[str]) -> bool:
     if not signatures:
         return True
     joined = ".".join(signatures)
-    if joined.encode().translate(None, _HEX_DOT):  # only hex digits and dots (non-ASCII remains too)
+    # only hex digits and dots (anything else remains, a lone surrogate too)
+    if joined.encode("utf-8", "surrogatepass").translate(None, _HEX_DOT):
         return False
     dots = set(map(_dots, signatures))
     if dots == {0}:

@@ -290,7 +290,7 @@ def _check_commit(op: dict, known: set) -> tuple:
         digest = _commit_digest(text, fee, action, cost)
     else:
         digest = _sha256(repr((rid, task, provider, client, fee, input_hash, output_hash, model_id, signature, action,
-                               cost)).encode()).hexdigest()[:32]
+                               cost)).encode("utf-8", "surrogatepass")).hexdigest()[:32]
     stage = 0
     try:
         # the same checks as _ident/_hex/_field, inline for the well-formed case; those raise the messages
@@ -318,7 +318,7 @@ def _check_commit(op: dict, known: set) -> tuple:
             raise LedgerError(422, f"field 'output': expected a list of {OUT} integers within ±{OUTPUT_BOUND}, "
                                    f"found {str(output)[:60]}")
         stored, recomputed = stored_and_hash(parsed)
-        if _sha256(text.encode()).hexdigest() != input_hash or recomputed != output_hash:
+        if _sha256(_utf8(text)).hexdigest() != input_hash or recomputed != output_hash:
             raise _digests_differ()
     except LedgerError as err:
         return None, rid, digest, default, stage, err, None
@@ -331,7 +331,24 @@ def _commit_digest(joined: str, fee: Any, action: Any, cost: Any) -> str:
     """A commit request's digest when its eight string fields (request id, task, provider, client,
     input hash, output hash, model id, signature) hold no separator: ``joined`` is them joined by
     \\x1f; the other fields follow by repr."""
-    return _sha256((joined + "\x1e" + repr((fee, action, cost))).encode()).hexdigest()[:32]
+    return _sha256((joined + "\x1e" + repr((fee, action, cost))).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _unicode(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _utf8(text: str) -> bytes:
+    """A commitment's input as the bytes its hash is of (text that is not Unicode, such as a lone
+    surrogate of a JSON "\\ud800", has none: 422)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raise LedgerError(422, "field 'input': expected Unicode text, found a lone surrogate") from None
 
 
 def _digests_differ() -> LedgerError:
@@ -345,8 +362,8 @@ def _commit_values(task_id: str, provider: str, client: str, fee: int, input_has
     """What the ledger records of a commitment whose fields passed the checks: the values, and the
     commit event's JSON text but for its seq and window close (``fee`` in units; ``action`` and
     ``cost`` as submitted, normalised here)."""
-    if action.__class__ is not str:
-        action = None
+    if action.__class__ is not str or not (action.isascii() or _unicode(action)):
+        action = None  # (a text that is not Unicode could not be stored either)
     # ground-truth metadata for experiments: a finite number, else dropped
     if cost.__class__ is float:
         cost = cost if math.isfinite(cost) else None
@@ -373,7 +390,7 @@ def _only(text: str, allowed: bytes) -> bool:
     """Is every character of ``text`` one of ``allowed`` (ASCII)? One C pass that deletes them; a
     quarter of the time of a regular expression over a batch's joined fields (a non-ASCII character
     encodes to bytes outside ``allowed`` and remains)."""
-    return not text.encode().translate(None, allowed)
+    return not text.encode("utf-8", "surrogatepass").translate(None, allowed)
 
 
 def _check_commits(ops: list, known: set) -> list[tuple] | None:
@@ -409,7 +426,7 @@ def _check_commits(ops: list, known: set) -> list[tuple] | None:
     if not crypto.signature_forms(sigs):
         return None
     if set(map(type, fees)) != {float} or not all(0.0 <= f <= MAX_AMOUNT for f in fees) or \
-            max(map(len, inputs)) > 4096:
+            max(map(len, inputs)) > 4096 or not "".join(inputs).isascii():
         return None
     if set(map(type, outputs)) != {list} or set(map(len, outputs)) != {OUT}:
         return None

@@ -59,6 +59,8 @@ class CryptoPool:
         return (os.cpu_count() or 1) >= 2
 
     def _chunks(self, n: int) -> list[tuple[int, int]]:
+        if n == 0:
+            return [(0, 0)]
         k = self.workers if n >= self.min_batch else 1
         step = -(-n // k)
         return [(a, min(n, a + step)) for a in range(0, n, step)] or [(0, 0)]
