@@ -195,8 +195,8 @@ class Network:
                     submitted += min(batch, end - submitted)
                 if ahead is None:
                     ahead = self._received()
-                ops, checks, audited = ahead
-                ready = ops, checks.result() if checks is not None else None
+                ops, checks, audited, checked = ahead
+                ready = ops, checks.result() if checks is not None else None, checked
                 ahead = self._received() if more else None
             elif n > 0 and pipelined:
                 if ahead is None:
@@ -205,8 +205,8 @@ class Network:
                 ahead = None
                 if more:  # this thread infers the batch after, and the stage signs it
                     ahead = self._stage.submit(self._complete, self._prepare(i + n, min(batch, end - i - n)))
-            if ready is not None:  # the ledger's stateless checks of the batch, beside the writer thread
-                ready = (*ready, self.ledger.check(ready[0]))
+            if ready is not None and len(ready) == 2:  # (the worker's batches come checked)
+                ready = (*ready, self.ledger.check(ready[0]))  # the ledger's stateless checks, beside the writer
             with self.ledger.transaction():
                 if fed is not None:
                     self._settle(previous, previous_n, fed, *audit)
@@ -233,13 +233,13 @@ class Network:
         elapsed = time.perf_counter() - start
         return {"tasks": tasks, "seconds": elapsed, "tasks_per_second": tasks / elapsed if elapsed else None}
 
-    def _received(self) -> tuple[list[dict], Any, tuple[list[dict], list[dict]]]:
-        """The worker's next batch, the future of the ledger's signature checks of it (or None), and
-        the verifiers' audits of it."""
-        ops, audited = self._worker.result()
+    def _received(self) -> tuple[list[dict], Any, tuple[list[dict], list[dict]], list]:
+        """The worker's next batch, the future of the ledger's signature checks of it (or None), the
+        verifiers' audits of it, and the ledger's stateless checks of it."""
+        ops, audited, checked = self._worker.result()
         if not self.ledger.verify_signatures:
-            return ops, None, audited
-        return ops, self.pool.submit_verify(self.ledger.verify_jobs(ops)), audited
+            return ops, None, audited, checked
+        return ops, self.pool.submit_verify(self.ledger.verify_jobs(ops)), audited, checked
 
     def _prepare(self, i: int, n: int) -> list[tuple[Provider, Any]]:
         """Every provider runs its share of tasks i..i+n (outputs and the messages to sign)."""

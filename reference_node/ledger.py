@@ -152,6 +152,9 @@ class LedgerError(Exception):
         self.status = status
         self.message = message
 
+    def __reduce__(self) -> tuple:  # pickled as it was made (check results cross processes)
+        return LedgerError, (self.status, self.message)
+
 
 class InvariantError(RuntimeError):
     pass
@@ -444,6 +447,15 @@ def _check_commits(ops: list, known: set) -> list[tuple] | None:
         out.append((None, rid, digest, True, 1, None, _commit_values(
             task, provider, client, to_units(fee), ih, oh, mid, sig, text, stored, action, cost, digest)))
     return out
+
+
+def check_ops(ops: list, known: set) -> list[Any]:
+    """:meth:`Ledger.check`, which reads nothing of a ledger: ``known`` is a cache of ids found
+    well-formed (any set; it changes no result)."""
+    fast = _check_commits(ops, known)
+    if fast is not None:
+        return fast
+    return [_check_commit(op, known) if op.__class__ is dict and op.get("op") == "commit" else None for op in ops]
 
 
 @functools.lru_cache(maxsize=256)
@@ -893,12 +905,7 @@ class Ledger:
         checked=...)``; errors found here are reported in the order the ledger checks them, among
         the checks that need its state (the replay first, then the provider, its stake, the
         signature, a repeated task id)."""
-        known = self._known_ids
-        fast = _check_commits(ops, known)
-        if fast is not None:
-            return fast
-        return [_check_commit(op, known) if op.__class__ is dict and op.get("op") == "commit" else None
-                for op in ops]
+        return check_ops(ops, self._known_ids)
 
     # -------------------------------------------------------------------- operations
     def _op_register(self, op: dict, rid: str, now: float) -> dict:

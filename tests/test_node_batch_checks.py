@@ -138,3 +138,29 @@ def test_lead_indices_are_the_lead_index_of_each_task(params, count):
         v = Verifier(f"verifier-{index}", params, index, count, seed=2)
         v.rate = 0.3
         assert v.selected(page, leads) == v.selected(page) == [c for c in page if v.selects(c["task_id"])]
+
+
+@pytest.mark.parametrize("how", [None, "upper-case hex", "NaN fee"])
+def test_checks_made_in_another_process_apply_as_the_ledgers_own(tmp_path, params, how):
+    """check_ops' results cross a pipe (the in-process network's worker makes them): pickled and
+    loaded they are the same results, errors included, and execute(ops, checked=...) with them
+    gives what the ledger's own check gives, result for result and event for event."""
+    import pickle
+
+    from reference_node.ledger import check_ops
+
+    ops = _commits(params, 24, "honest")
+    ops[5] = {**ops[5], "input_hash": "0" * 64}  # a hash that does not match (an error the check finds)
+    if how is not None:
+        ops[9] = _malformed(ops[9], how)  # the batch path gives up: operation by operation
+    checked = pickle.loads(pickle.dumps(check_ops(ops, set()), protocol=pickle.HIGHEST_PROTOCOL))
+    _same(checked, [_check_commit(op, set()) for op in ops])
+    logs = []
+    for name, given in (("own", None), ("given", checked)):
+        led = Ledger(tmp_path / f"{name}.sqlite", params, clock=lambda: 100.0, verify_signatures=True)
+        assert all(r["ok"] for r in led.execute(Provider("p0", params, "honest", seed=5).register_ops()))
+        results = led.execute(ops, checked=given)
+        assert results[5]["status"] == 422 and (how is None or results[9]["status"] == 422)
+        logs.append((results, led.db.execute("SELECT seq, request_id, kind, data FROM events").fetchall()))
+        led.close()
+    assert logs[0] == logs[1]
