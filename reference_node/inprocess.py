@@ -13,10 +13,13 @@ tasks signs on a thread pool (:mod:`reference_node.parallel`), and when no node 
 feedback it is pipelined: a stage thread signs batch k+1, builds its commitments and checks their
 signatures as the ledger would, while this thread records batch k (its SQLite transaction written
 by the ledger's writer thread, ``Ledger(background=True)``), infers batch k+1 and audits batch k.
-The operations reach the ledger in the same order as in the sequential run, and signatures are
-deterministic, so the event log is identical with and without the pool and the pipeline (a test
-checks it); the ledger still verifies every commitment it accepts when ``verify_signatures`` is
-on. The run holds OpenBLAS to one thread (:func:`reference_node.models.one_blas_thread`), which
+With ``worker`` (the default for such runs) the providers run in a child process instead
+(:mod:`reference_node.provider_worker`), which also makes the verifiers' audits of each batch and
+the ledger's stateless checks of it (``Ledger.check``), while this process applies the batch to
+the ledger's state. The operations reach the ledger in the same order as in the sequential run,
+and signatures are deterministic, so the event log is identical with and without the pool, the
+pipeline and the worker (tests check it); the ledger still verifies every commitment it accepts
+when ``verify_signatures`` is on. The run holds OpenBLAS to one thread (:func:`reference_node.models.one_blas_thread`), which
 matters when numpy was imported before this package (``mira-theory experiment``).
 """
 
@@ -33,7 +36,7 @@ from typing import Any
 
 from reference_node.arbiter import Arbiter
 from reference_node.crypto import SCHEMES
-from reference_node.ledger import Ledger, LedgerError
+from reference_node.ledger import Ledger, LedgerError, expand_columns
 from reference_node.models import one_blas_thread, task_inputs
 from reference_node.parallel import CryptoPool
 from reference_node.params import NodeParams
@@ -195,8 +198,9 @@ class Network:
                     submitted += min(batch, end - submitted)
                 if ahead is None:
                     ahead = self._received()
-                ops, checks, audited, checked = ahead
-                ready = ops, checks.result() if checks is not None else None, checked
+                ops, checks, audited, columns = ahead
+                ready = (ops, checks.result() if checks is not None else None,
+                         expand_columns(ops, columns) if columns is not None else self.ledger.check(ops))
                 ahead = self._received() if more else None
             elif n > 0 and pipelined:
                 if ahead is None:
@@ -235,11 +239,12 @@ class Network:
 
     def _received(self) -> tuple[list[dict], Any, tuple[list[dict], list[dict]], list]:
         """The worker's next batch, the future of the ledger's signature checks of it (or None), the
-        verifiers' audits of it, and the ledger's stateless checks of it."""
-        ops, audited, checked = self._worker.result()
+        verifiers' audits of it, and the costly part of the ledger's stateless checks of it
+        (ledger.check_columns, or None)."""
+        ops, audited, columns = self._worker.result()
         if not self.ledger.verify_signatures:
-            return ops, None, audited, checked
-        return ops, self.pool.submit_verify(self.ledger.verify_jobs(ops)), audited, checked
+            return ops, None, audited, columns
+        return ops, self.pool.submit_verify(self.ledger.verify_jobs(ops)), audited, columns
 
     def _prepare(self, i: int, n: int) -> list[tuple[Provider, Any]]:
         """Every provider runs its share of tasks i..i+n (outputs and the messages to sign)."""

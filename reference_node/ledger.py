@@ -404,7 +404,15 @@ def _check_commits(ops: list, known: set) -> list[tuple] | None:
     same results as ``[_check_commit(op, known) for op in ops]``; None as soon as one operation is
     not of that shape (a missing key, a wrong type, a malformed id, hex or amount, an oversized
     input, a malformed output), and then the caller checks operation by operation, which finds
-    and words the error. A hash that does not match is reported here, as _check_commit does."""
+    and words the error. A hash that does not match is reported here, as _check_commit does.
+    In two steps, which may run in two processes: :func:`check_columns`, :func:`expand_columns`."""
+    columns = check_columns(ops, known)
+    return None if columns is None else expand_columns(ops, columns)
+
+
+def check_columns(ops: list, known: set) -> tuple[list[str], list[str], list[bool]] | None:
+    """The costly part of :func:`_check_commits`: the forms, and per commitment its request digest,
+    its stored output and whether both hashes match (or None: not a batch of that shape)."""
     try:
         if any(op.__class__ is not dict or op.get("op") != "commit" for op in ops):
             return None
@@ -412,7 +420,7 @@ def _check_commits(ops: list, known: set) -> list[tuple] | None:
     except KeyError:
         return None
     if not cols:
-        return []
+        return [], [], []
     rids, tasks, providers, clients, fees, ihs, ohs, mids, sigs, inputs, outputs, actions, costs = cols
     if set(map(type, tasks + providers + clients + ihs + ohs + mids + sigs + inputs)) != {str}:
         return None
@@ -436,12 +444,26 @@ def _check_commits(ops: list, known: set) -> list[tuple] | None:
     flat = list(itertools.chain.from_iterable(outputs))
     if set(map(type, flat)) != {int} or min(flat) < -OUTPUT_BOUND or max(flat) > OUTPUT_BOUND:
         return None
-    out = []
+    digests, stored_outputs, hashes_ok = [], [], []
     for rid, task, provider, client, fee, ih, oh, mid, sig, text, output, action, cost in zip(*cols):
         # every string field is an id or hex: no separator in them
-        digest = _commit_digest("\x1f".join((rid, task, provider, client, ih, oh, mid, sig)), fee, action, cost)
+        digests.append(_commit_digest("\x1f".join((rid, task, provider, client, ih, oh, mid, sig)), fee, action,
+                                      cost))
         stored, recomputed = stored_and_hash(output)
-        if _sha256(text.encode()).hexdigest() != ih or recomputed != oh:
+        stored_outputs.append(stored)
+        hashes_ok.append(_sha256(text.encode()).hexdigest() == ih and recomputed == oh)
+    return digests, stored_outputs, hashes_ok
+
+
+def expand_columns(ops: list, columns: tuple[list[str], list[str], list[bool]]) -> list[tuple]:
+    """:func:`check_columns`' result for ``ops`` as :func:`_check_commit`'s, operation by operation
+    (what the ledger records of each). Cheap: the costly checks are done, possibly in another
+    process (the in-process network's worker ships the columns, a few short strings per
+    commitment, instead of these results)."""
+    out = []
+    for (rid, task, provider, client, fee, ih, oh, mid, sig, text, _, action, cost), digest, stored, ok in zip(
+            map(_COMMIT_FIELDS, ops), *columns):
+        if not ok:
             out.append((None, rid, digest, True, 1, _digests_differ(), None))
             continue
         out.append((None, rid, digest, True, 1, None, _commit_values(

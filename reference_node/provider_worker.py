@@ -6,10 +6,10 @@ reference_node.provider_worker``) that builds the same :class:`~reference_node.p
 and :class:`~reference_node.verifier.Verifier` objects from the same (params, strategies, seed),
 and for each batch generates the tasks, runs the models, signs the commitments and returns the
 commit operations, with the verifiers' audits of them (:func:`reference_node.verifier.audit_batch`)
-and the ledger's stateless checks of them (:func:`reference_node.ledger.check_ops`, the pure
-function :meth:`~reference_node.ledger.Ledger.check` is, which the ledger accepts computed
-elsewhere as ``execute(ops, checked=...)``), while the parent records the previous batch and
-settles. The parent uses the audits when the ledger recorded the whole batch (a task's audit
+and the costly part of the ledger's stateless checks of them (:func:`reference_node.ledger.check_columns`:
+the forms, the request digests, the hashes; :meth:`~reference_node.ledger.Ledger.check` is a pure
+function of the operations, and the ledger accepts it computed elsewhere as ``execute(ops,
+checked=...)``), while the parent records the previous batch and settles. The parent uses the audits when the ledger recorded the whole batch (a task's audit
 depends on that task alone), and otherwise audits what it recorded itself. Everything that reads
 or changes the ledger's state (replays, accounts, stake, signatures when it verifies them, the
 invariant) stays in the parent; the in-process network is one trust domain (its sequential mode
@@ -23,7 +23,8 @@ GIL, and so is the ledger's; two threads of it take turns on one core.
 
 Protocol: pickle over the child's stdin/stdout. ``("init", params, strategies, seed, signing,
 verifiers)`` → ``("ok", [])``, then ``("batch", first, count)`` → ``("ok", (ops, (audit operations,
-evidence), checked))``; any failure → ``("error", message)``; ``("stop",)`` or the end of its stdin
+evidence), columns))`` (``columns``: check_columns' result, None when the batch needs the
+operation-by-operation check); any failure → ``("error", message)``; ``("stop",)`` or the end of its stdin
 ends it.
 """
 
@@ -90,7 +91,7 @@ class ProviderWorker:
 
     def result(self) -> Any:
         """The oldest submitted batch's commit operations, in the order the network makes them, the
-        verifiers' audits of them (audit operations, evidence), and the ledger's check_ops of them."""
+        verifiers' audits of them (audit operations, evidence), and the ledger's check_columns of them."""
         try:
             status, payload = pickle.load(self._proc.stdout)
         except (EOFError, OSError, pickle.UnpicklingError) as err:
@@ -122,13 +123,13 @@ class ProviderWorker:
 
 def _serve(rx: Any, tx: Any) -> None:
     from reference_node.inprocess import make_tasks
-    from reference_node.ledger import check_ops
+    from reference_node.ledger import check_columns
     from reference_node.provider import Provider, signed_commit_ops
     from reference_node.verifier import Verifier, audit_batch
 
     providers: list[Provider] = []
     verifiers: list[Verifier] = []
-    known: set[str] = set()  # check_ops' cache of well-formed ids
+    known: set[str] = set()  # check_columns' cache of well-formed ids
     seed: Any = None
     fee = 0.0
     while True:
@@ -154,7 +155,7 @@ def _serve(rx: Any, tx: Any) -> None:
             prepared = [(providers[pi], providers[pi].prepare(tasks))
                         for pi, tasks in make_tasks(len(providers), seed, fee, first, count).items()]
             ops = signed_commit_ops(prepared, seed)
-            reply = ("ok", (ops, audit_batch(verifiers, ops), check_ops(ops, known)))
+            reply = ("ok", (ops, audit_batch(verifiers, ops), check_columns(ops, known)))
         except Exception as err:  # reported to the parent, which raises it
             reply = ("error", f"{type(err).__name__}: {err}")
         pickle.dump(reply, tx, protocol=pickle.HIGHEST_PROTOCOL)

@@ -142,19 +142,28 @@ def test_lead_indices_are_the_lead_index_of_each_task(params, count):
 
 @pytest.mark.parametrize("how", [None, "upper-case hex", "NaN fee"])
 def test_checks_made_in_another_process_apply_as_the_ledgers_own(tmp_path, params, how):
-    """check_ops' results cross a pipe (the in-process network's worker makes them): pickled and
-    loaded they are the same results, errors included, and execute(ops, checked=...) with them
-    gives what the ledger's own check gives, result for result and event for event."""
+    """The checks cross a pipe (the in-process network's worker makes check_columns' part): pickled
+    and loaded, and expanded in the other process, they are the same results as the per-operation
+    check, errors included, and execute(ops, checked=...) with them gives what the ledger's own
+    check gives, result for result and event for event."""
     import pickle
 
-    from reference_node.ledger import check_ops
+    from reference_node.ledger import check_columns, check_ops, expand_columns
+
+    def crossed(value):
+        return pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
     ops = _commits(params, 24, "honest")
     ops[5] = {**ops[5], "input_hash": "0" * 64}  # a hash that does not match (an error the check finds)
     if how is not None:
         ops[9] = _malformed(ops[9], how)  # the batch path gives up: operation by operation
-    checked = pickle.loads(pickle.dumps(check_ops(ops, set()), protocol=pickle.HIGHEST_PROTOCOL))
+    checked = crossed(check_ops(ops, set()))
     _same(checked, [_check_commit(op, set()) for op in ops])
+    columns = crossed(check_columns(ops, set()))
+    assert (columns is None) is (how is not None)  # a malformed batch: the worker ships nothing
+    if columns is not None:
+        ops = crossed(ops)  # the parent's copy of the batch
+        _same(expand_columns(ops, columns), [_check_commit(op, set()) for op in ops])
     logs = []
     for name, given in (("own", None), ("given", checked)):
         led = Ledger(tmp_path / f"{name}.sqlite", params, clock=lambda: 100.0, verify_signatures=True)
