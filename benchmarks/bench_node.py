@@ -13,11 +13,11 @@ What is measured
   ledger verifying every commitment signature (as over HTTP) and with the ledger trusting the
   provider's authenticated channel (signatures then checked only by verifiers on audited tasks
   and by the arbiter on evidence). libsodium (PyNaCl) releases the GIL, so Ed25519 runs on a
-  thread pool; the providers (and the verifiers' audits) run in their own process up to 4
+  thread pool; the providers, the verifiers' audits and the costly part of the ledger's
+  stateless checks (:meth:`reference_node.ledger.Ledger.check`) run in a second process up to 4
   batches ahead of the ledger (:mod:`reference_node.provider_worker`); each batch is one ledger
-  transaction, written by the ledger's writer thread while this thread runs the next batch's
-  stateless checks (:meth:`reference_node.ledger.Ledger.check`), and WAL checkpoints run on a
-  thread of their own (:mod:`reference_node.inprocess`; the event log is identical to the
+  transaction, applied to the ledger's state in the main process and written by its writer
+  thread, and WAL checkpoints run on a thread of their own (:mod:`reference_node.inprocess`; the event log is identical to the
   sequential run's). CPU per task counts every thread and the providers' process. Each mode
   runs three times in the default signing scheme (``merkle``) and three times with one
   signature per task (``single``, the baseline), alternating, each run in a fresh process; the

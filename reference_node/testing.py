@@ -66,3 +66,25 @@ def assert_rejected(client: Any, method: str, url: str, body: Any, status: int, 
     if needle:
         assert needle in r.json().get("error", r.json().get("detail", "")), (url, r.text)
     return r
+
+
+class Clock:
+    """A ledger clock a test moves by hand (``clock.t += seconds``)."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def assert_same_checks(a: list, b: list) -> None:
+    """Two lists of a ledger's commit check results (``ledger._check_commit``'s tuples) agree: the
+    values, and each error's status and message."""
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x[1:5] == y[1:5] and x[6] == y[6]
+        for ex, ey in ((x[0], y[0]), (x[5], y[5])):
+            assert (ex is None) == (ey is None)
+            if ex is not None:
+                assert (ex.status, ex.message) == (ey.status, ey.message)

@@ -11,6 +11,7 @@ from reference_node import models
 from reference_node.ledger import Ledger, _check_commit, _check_commits
 from reference_node.params import load
 from reference_node.provider import Provider, Task
+from reference_node.testing import assert_same_checks as _same
 from reference_node.testing import write_params
 from reference_node.verifier import Verifier, lead_index, lead_indices
 
@@ -23,17 +24,6 @@ def params(tmp_path_factory):
 def _commits(params, n=64, strategy="mixed:weaker-model:0.5"):
     prov = Provider("p0", params, strategy, seed=5)
     return [op for _, op in prov.infer([Task(f"bc-{i}", models.task_input("bc", i), "c0", 0.25) for i in range(n)])]
-
-
-def _same(a, b):
-    """Two results of _check_commit agree: the values, and each error's status and message."""
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        assert x[1:5] == y[1:5] and x[6] == y[6]
-        for ex, ey in ((x[0], y[0]), (x[5], y[5])):
-            assert (ex is None) == (ey is None)
-            if ex is not None:
-                assert (ex.status, ex.message) == (ey.status, ey.message)
 
 
 def test_the_batch_check_of_well_formed_commits_is_the_per_operation_check(params):

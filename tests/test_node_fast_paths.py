@@ -13,15 +13,9 @@ from reference_node import models
 from reference_node.ledger import Ledger
 from reference_node.params import load
 from reference_node.provider import Provider, Task
-from reference_node.testing import write_params
+from reference_node.testing import Clock, write_params
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 5000.0
-
-    def __call__(self) -> float:
-        return self.t
+T0 = 5000.0  # this module's ledger clocks start here
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +42,7 @@ def _events(path):
 @pytest.mark.parametrize("action, cost", [("honest", 0.4), ('we"ird\\ act\u00efon\n', 3), (None, None),
                                           (7, True), ("x", float("nan")), ("y", 10 ** 400), ("z", -0.0)])
 def test_commit_event_is_the_json_of_its_dict(tmp_path, params, action, cost):
-    led = Ledger(tmp_path / "l.sqlite", params, clock=Clock())
+    led = Ledger(tmp_path / "l.sqlite", params, clock=Clock(T0))
     ops = _ops(params, 3)
     ops[-1] = {**ops[-1], "action": action, "cost": cost}
     results = led.execute(ops)
@@ -70,7 +64,7 @@ def test_background_writes_equal_inline_writes(tmp_path, params):
     logs = []
     for background in (False, True):
         path = tmp_path / f"b{background}.sqlite"
-        clock = Clock()
+        clock = Clock(T0)
         led = Ledger(path, params, clock=clock, background=background)
         first = led.execute(ops[:20])
         assert led.task("fp-3") is not None  # a read waits for the batch being written
@@ -86,7 +80,7 @@ def test_background_writes_equal_inline_writes(tmp_path, params):
 
 
 def test_a_failed_background_write_is_raised_and_stops_the_ledger(tmp_path, params):
-    led = Ledger(tmp_path / "f.sqlite", params, clock=Clock(), background=True)
+    led = Ledger(tmp_path / "f.sqlite", params, clock=Clock(T0), background=True)
     ops = _ops(params, 4)
     led.execute(ops[:3])
     led._sync()
@@ -125,7 +119,7 @@ def test_verifier_batch_selection_equals_the_per_task_rule(params, rate):
 def test_a_commit_with_a_non_string_id_is_a_422_and_leaves_the_batch(tmp_path, params, field, value):
     """A malformed commit is rejected alone (the ids are type-checked before the remembered-ids set is
     consulted); the well-formed operations of the same batch are applied."""
-    led = Ledger(tmp_path / "l.sqlite", params, clock=Clock())
+    led = Ledger(tmp_path / "l.sqlite", params, clock=Clock(T0))
     ops = _ops(params, 3)
     ops[-2] = {**ops[-2], field: value}
     results = led.execute(ops)
@@ -315,7 +309,7 @@ def test_a_transaction_block_applies_and_writes_what_separate_executes_do(tmp_pa
     runs = []
     for transaction in (False, True):
         path = tmp_path / f"t{transaction}.sqlite"
-        clock = Clock()
+        clock = Clock(T0)
         led = Ledger(path, params, clock=clock, background=background)
         out = _script(led, clock, params, ops, transaction)
         led.check_invariant(full=True)
@@ -331,7 +325,7 @@ def test_a_transaction_block_applies_and_writes_what_separate_executes_do(tmp_pa
 
 def test_a_transaction_block_that_raises_writes_nothing_and_restores_memory(tmp_path, params):
     ops = _ops(params, 10)
-    led = Ledger(tmp_path / "r.sqlite", params, clock=Clock(), background=True)
+    led = Ledger(tmp_path / "r.sqlite", params, clock=Clock(T0), background=True)
     led.execute(ops[:6])
     led._sync()  # written (a background ledger writes on its own thread)
     before = (_tables(tmp_path / "r.sqlite"), led.summary(), led.seq)
@@ -385,7 +379,7 @@ def test_a_background_ledger_checkpoints_its_wal_beside_the_writer(tmp_path, par
 
     path = tmp_path / "c.sqlite"
     prov = Provider("p0", params, "honest", seed=3)
-    led = Ledger(path, params, clock=Clock(), background=True)
+    led = Ledger(path, params, clock=Clock(T0), background=True)
     led.execute(prov.register_ops())
     sizes = []
     for b in range(40):
@@ -441,7 +435,7 @@ def test_checked_commits_fail_in_the_ledgers_order_and_apply_as_unchecked(tmp_pa
     batch = reg + [g0] + [c for c, _, _ in cases] + [g2]
     outs = []
     for checked_ahead in (False, True):
-        led = Ledger(tmp_path / f"c{checked_ahead}.sqlite", params, clock=Clock())
+        led = Ledger(tmp_path / f"c{checked_ahead}.sqlite", params, clock=Clock(T0))
         res = led.execute(batch, checked=led.check(batch) if checked_ahead else None)
         led.close()
         outs.append((res, _tables(tmp_path / f"c{checked_ahead}.sqlite")))
@@ -450,7 +444,7 @@ def test_checked_commits_fail_in_the_ledgers_order_and_apply_as_unchecked(tmp_pa
     assert res[2]["ok"] and res[-1]["ok"]
     for r, (_, status, needle) in zip(res[3:-1], cases):
         assert not r["ok"] and r["status"] == status and needle in r["error"], (status, needle, r)
-    led = Ledger(tmp_path / "x.sqlite", params, clock=Clock())
+    led = Ledger(tmp_path / "x.sqlite", params, clock=Clock(T0))
     with pytest.raises(ValueError, match="checked"):
         led.execute(batch, checked=[None])
     led.close()
@@ -480,7 +474,7 @@ def test_commitments_read_their_hashes_and_signature_from_the_commit_event(tmp_p
     from reference_node.ledger import read_commitments, read_tasks
 
     ops = _ops(params, 5)
-    led = Ledger(tmp_path / "h.sqlite", params, clock=Clock())
+    led = Ledger(tmp_path / "h.sqlite", params, clock=Clock(T0))
     led.execute(ops[:5])
     with led.transaction():
         led.execute(ops[5:])

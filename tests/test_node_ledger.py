@@ -16,16 +16,8 @@ from reference_node.crypto import Key
 from reference_node.ledger import Ledger
 from reference_node.params import load
 from reference_node.provider import Provider, Task
-from reference_node.testing import write_params
+from reference_node.testing import Clock, write_params
 from reference_node.verifier import Verifier
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture(scope="module")

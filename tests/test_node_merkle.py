@@ -33,7 +33,8 @@ from reference_node.ledger import Ledger, LedgerError, _check_commit, _check_com
 from reference_node.parallel import CryptoPool
 from reference_node.params import load
 from reference_node.provider import Provider, Task
-from reference_node.testing import write_params
+from reference_node.testing import Clock, write_params
+from reference_node.testing import assert_same_checks as _same
 from reference_node.verifier import Verifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -492,14 +493,6 @@ def test_the_pool_signs_and_verifies_nothing():
 # ----------------------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 @pytest.fixture(scope="module")
 def params(tmp_path_factory):
     return load(write_params(tmp_path_factory.mktemp("p") / "p.json"))
@@ -645,17 +638,6 @@ def test_single_and_merkle_signatures_of_one_provider_mix_in_a_batch(tmp_path, p
     kinds = [r["signature"].count(".") for r in results]
     assert kinds == [3, 0] * 20
     led.close()
-
-
-def _same(a, b):
-    """Two results of _check_commit agree: the values, and each error's status and message."""
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        assert x[1:5] == y[1:5] and x[6] == y[6]
-        for ex, ey in ((x[0], y[0]), (x[5], y[5])):
-            assert (ex is None) == (ey is None)
-            if ex is not None:
-                assert (ex.status, ex.message) == (ey.status, ey.message)
 
 
 def test_the_batch_check_of_merkle_commits_is_the_per_operation_check(params):
