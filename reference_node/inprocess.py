@@ -19,8 +19,9 @@ the ledger's stateless checks of it (``Ledger.check``), while this process appli
 the ledger's state. The operations reach the ledger in the same order as in the sequential run,
 and signatures are deterministic, so the event log is identical with and without the pool, the
 pipeline and the worker (tests check it); the ledger still verifies every commitment it accepts
-when ``verify_signatures`` is on. The run holds OpenBLAS to one thread (:func:`reference_node.models.one_blas_thread`), which
-matters when numpy was imported before this package (``mira-theory experiment``).
+when ``verify_signatures`` is on. The run holds OpenBLAS to one thread
+(:func:`reference_node.models.one_blas_thread`), which matters when numpy was imported before
+this package (``mira-theory experiment``).
 """
 
 from __future__ import annotations

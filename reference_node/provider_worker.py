@@ -6,11 +6,12 @@ reference_node.provider_worker``) that builds the same :class:`~reference_node.p
 and :class:`~reference_node.verifier.Verifier` objects from the same (params, strategies, seed),
 and for each batch generates the tasks, runs the models, signs the commitments and returns the
 commit operations, with the verifiers' audits of them (:func:`reference_node.verifier.audit_batch`)
-and the costly part of the ledger's stateless checks of them (:func:`reference_node.ledger.check_columns`:
-the forms, the request digests, the hashes; :meth:`~reference_node.ledger.Ledger.check` is a pure
-function of the operations, and the ledger accepts it computed elsewhere as ``execute(ops,
-checked=...)``), while the parent records the previous batch and settles. The parent uses the audits when the ledger recorded the whole batch (a task's audit
-depends on that task alone), and otherwise audits what it recorded itself. Everything that reads
+and the costly part of the ledger's stateless checks of them
+(:func:`reference_node.ledger.check_columns`: the forms, the request digests, the hashes;
+:meth:`~reference_node.ledger.Ledger.check` is a pure function of the operations, and the ledger
+accepts it computed elsewhere as ``execute(ops, checked=...)``), while the parent records the
+previous batch and settles. The parent uses the audits when the ledger recorded the whole batch
+(a task's audit depends on that task alone), and otherwise audits what it recorded itself. Everything that reads
 or changes the ledger's state (replays, accounts, stake, signatures when it verifies them, the
 invariant) stays in the parent; the in-process network is one trust domain (its sequential mode
 runs all of it in one process), and this process only spreads its work over a second core. Everything a node does is a deterministic function of (params,
@@ -24,8 +25,8 @@ GIL, and so is the ledger's; two threads of it take turns on one core.
 Protocol: pickle over the child's stdin/stdout. ``("init", params, strategies, seed, signing,
 verifiers)`` → ``("ok", [])``, then ``("batch", first, count)`` → ``("ok", (ops, (audit operations,
 evidence), columns))`` (``columns``: check_columns' result, None when the batch needs the
-operation-by-operation check); any failure → ``("error", message)``; ``("stop",)`` or the end of its stdin
-ends it.
+operation-by-operation check); any failure → ``("error", message)``; ``("stop",)`` or the end of
+its stdin ends it.
 """
 
 from __future__ import annotations
