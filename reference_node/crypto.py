@@ -126,9 +126,9 @@ class Key:
         out: list[str] = []
         for a in range(0, len(messages), MERKLE_LEAVES):
             group = messages[a:a + MERKLE_LEAVES]
-            root, paths = merkle_tree(group)
-            head = self.sign_many([root_message(root, len(group))])[0]
             size = len(group)
+            root, paths = merkle_tree(group)
+            head = self.sign_many([root_message(root, size)])[0]
             out += [f"{head}.{i}.{size}.{b''.join(path).hex()}" for i, path in enumerate(paths)]
         return out
 
@@ -202,14 +202,15 @@ def signed_root(signature: str, message: bytes) -> tuple[str, bytes] | None:
 
 def verify_commitment(key: bytes | None, signature: str, message: bytes) -> bool:
     """Does the commitment signature ``signature`` (either scheme) sign ``message`` under ``key``?"""
-    signed = signed_root(signature, message)
-    return signed is not None and verify(key, signed[0], signed[1])
+    return verify_commitments([(key, signature, message)])[0]
 
 
-def verify_commitments(jobs: Iterable[tuple[bytes | None, str, bytes]]) -> list[bool]:
-    """:func:`verify_commitment` of each (key, signature, message), in order, verifying each distinct
-    (key, root signature, root message) once: a merkle batch's commitments share one."""
-    done: dict[tuple, bool] = {}
+def verify_commitments(jobs: Iterable[tuple[bytes | None, str, bytes]],
+                       done: dict[tuple, bool] | None = None) -> list[bool]:
+    """Whether each (key, commitment signature, message) verifies, in order, verifying each distinct
+    (key, root signature, root message) once: a merkle batch's commitments share one. ``done``: the
+    verdicts of earlier calls to reuse and extend (a caller that checks a batch one by one)."""
+    done = {} if done is None else done
     out = []
     for key, signature, message in jobs:
         signed = signed_root(signature, message)

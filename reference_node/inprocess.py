@@ -210,7 +210,6 @@ class Network:
                 ahead = None
                 if more:  # this thread infers the batch after, and the stage signs it
                     ahead = self._stage.submit(self._complete, self._prepare(i + n, min(batch, end - i - n)))
-            if ready is not None and len(ready) == 2:  # (the worker's batches come checked)
                 ready = (*ready, self.ledger.check(ready[0]))  # the ledger's stateless checks, beside the writer
             with self.ledger.transaction():
                 if fed is not None:

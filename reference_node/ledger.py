@@ -152,7 +152,7 @@ class LedgerError(Exception):
         self.status = status
         self.message = message
 
-    def __reduce__(self) -> tuple:  # pickled as it was made (check results cross processes)
+    def __reduce__(self) -> tuple:  # pickled as it was made (an error can cross a process boundary)
         return LedgerError, (self.status, self.message)
 
 
@@ -1049,19 +1049,10 @@ class Ledger:
         """A commitment's signature verifies (checked up front by :meth:`_preverify`, else here; a
         merkle batch's root signature is verified once while its commitments arrive one by one)."""
         ok = self._verified.pop((provider.id, signature, message), None)
-        if ok is not None:
-            return ok
-        signed = crypto.signed_root(signature, message)
-        if signed is None:
-            return False
-        if len(signature) == 128:
-            return crypto.verify(provider.key, *signed)
-        key = (provider.key, *signed)
-        ok = self._roots.get(key)
         if ok is None:
             if len(self._roots) >= 256:  # a few batches' roots: memory stays flat
                 self._roots.clear()
-            ok = self._roots[key] = crypto.verify(provider.key, *signed)
+            ok = crypto.verify_commitments([(provider.key, signature, message)], self._roots)[0]
         return ok
 
     def _task(self, task_id: str) -> dict:

@@ -63,7 +63,7 @@ class CryptoPool:
             return [(0, 0)]
         k = self.workers if n >= self.min_batch else 1
         step = -(-n // k)
-        return [(a, min(n, a + step)) for a in range(0, n, step)] or [(0, 0)]
+        return [(a, min(n, a + step)) for a in range(0, n, step)]
 
     def submit_sign(self, jobs: list[SignJob]) -> Future:
         """A future of :meth:`sign`'s result. The work is split between threads in units a signer
